@@ -1,0 +1,1 @@
+"""The HTTP API: app factory in ``main``, dependencies in ``deps``, one router per module in ``routes``."""

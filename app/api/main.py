@@ -1,0 +1,150 @@
+"""The FastAPI app factory.
+
+``create_app(settings)`` wires: JSON errors with stable codes, a request-body size limit, request
+metrics, the health / readiness / metrics endpoints, and every router found in ``app/api/routes``
+(a module there that defines ``router`` is included; adding an API area needs no edit here).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import app.api.routes as routes_pkg
+from app.db import get_engine, ping
+from app.errors import ArbiterError, error_body
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+
+class BodySizeLimit:
+    """Answer 413 as soon as a request body exceeds ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(send)
+        # Read the body up front (at most max_bytes of it) and replay it to the app: raising from
+        # inside `receive` would surface as FastAPI's generic 400 for unreadable bodies.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                return await self._reject(send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse(error_body("body_too_large", f"request body exceeds {self.max_bytes} bytes"), status_code=413)
+        await response({"type": "http"}, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _include_routers(app: FastAPI) -> None:
+    for info in sorted(pkgutil.iter_modules(routes_pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{routes_pkg.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Arbiter",
+        version="0.1.0",
+        description="Preference labels, reward models, policy training and a safety layer, with an audit trail.",
+    )
+    app.state.settings = settings
+    app.state.engine = get_engine(settings)
+
+    @app.exception_handler(ArbiterError)
+    async def _arbiter_error(_: Request, exc: ArbiterError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        return JSONResponse(error_body("invalid_input", f"{where}: {first['msg']}" if where else first["msg"], details), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                 409: "conflict", 413: "body_too_large", 422: "invalid_input", 429: "rate_limited"}
+        return JSONResponse(error_body(codes.get(exc.status_code, f"http_{exc.status_code}"), str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body("internal_error", f"unexpected error: {type(exc).__name__}"), status_code=500)
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next: Any):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+        return response
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            ping(app.state.engine)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return JSONResponse(error_body("not_ready", f"database unreachable: {type(exc).__name__}"), status_code=503)
+        return JSONResponse({"status": "ready", "database": app.state.engine.dialect.name})
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    _include_routers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

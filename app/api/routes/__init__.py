@@ -1,0 +1,1 @@
+"""One router per module; ``app.api.main`` includes every module here that defines ``router``."""

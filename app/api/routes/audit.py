@@ -1,0 +1,26 @@
+"""The audit trail over HTTP (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+from sqlmodel import select
+
+from app.api.deps import AdminKey, SessionDep
+from app.audit import verify_chain
+from app.models import AuditEntry
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("")
+def list_entries(session: SessionDep, _: AdminKey, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+                 action: str | None = None) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return list(session.exec(query).all())
+
+
+@router.get("/verify")
+def verify(session: SessionDep, _: AdminKey) -> dict:
+    return verify_chain(session).to_dict()

@@ -1,0 +1,127 @@
+"""The review queue over HTTP, for reviewers (and admins): list, show, decide, retrain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.deps import SessionDep, SettingsDep, require_roles
+from app.models import ApiKey
+from app.services import review
+
+router = APIRouter(prefix="/v1/review", tags=["review"])
+ReviewerKey = Annotated[ApiKey, Depends(require_roles("reviewer", "admin"))]
+
+
+class ReviewItemOut(BaseModel):
+    """A review item as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    decision_id: str | None
+    decision_type: str | None
+    kind: str
+    content: str
+    context: dict[str, Any]
+    reasons: list[dict[str, Any]]
+    status: str
+    category: str | None
+    note: str | None
+    edited_content: str | None
+    reviewer: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class VerdictIn(BaseModel):
+    verdict: Literal["approve", "reject", "edit"]
+    category: str | None = Field(
+        None, description=f"One of: {', '.join(review.CATEGORIES)}. Default for approve: safe."
+    )
+    note: str | None = Field(None, max_length=4000)
+    edited_content: str | None = Field(
+        None, max_length=20_000, description="The corrected output (edit only)."
+    )
+
+
+class VerdictOut(BaseModel):
+    item: ReviewItemOut
+    comparison_ids: list[str] = Field(description="Preference pairs this verdict labeled.")
+    moderation_examples: int = Field(description="Examples for the local harm classifier it produced.")
+
+
+class RetrainOut(BaseModel):
+    version: int
+    path: str
+    labels: list[str]
+    n_examples: int
+    n_reviewer_examples: int
+    training_sha256: str
+
+
+@router.get("/items", response_model=list[ReviewItemOut])
+def get_items(
+    session: SessionDep,
+    _: ReviewerKey,
+    status: Literal["pending", "approved", "rejected", "edited", "all"] = "pending",
+    kind: Literal["flagged", "escalated"] | None = None,
+    decision_type: str | None = None,
+    category: str | None = None,
+    created_after: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> list:
+    return review.list_items(
+        session,
+        status=None if status == "all" else status,
+        kind=kind,
+        decision_type=decision_type,
+        category=category,
+        created_after=created_after,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/items/{item_id}", response_model=ReviewItemOut)
+def get_item(item_id: str, session: SessionDep, _: ReviewerKey):
+    return review.get_item(session, item_id)
+
+
+@router.post("/items/{item_id}/verdict", response_model=VerdictOut)
+def post_verdict(item_id: str, body: VerdictIn, session: SessionDep, settings: SettingsDep, key: ReviewerKey):
+    result = review.decide(
+        session,
+        item_id,
+        body.verdict,
+        reviewer=f"key:{key.id}",
+        category=body.category,
+        note=body.note,
+        edited_content=body.edited_content,
+        decision_types=review.decision_types_for(settings),
+    )
+    session.commit()
+    return VerdictOut(
+        item=ReviewItemOut.model_validate(result.item),
+        comparison_ids=result.comparison_ids,
+        moderation_examples=len(result.moderation_examples),
+    )
+
+
+@router.post("/harm-classifier/retrain", response_model=RetrainOut)
+def post_retrain(session: SessionDep, settings: SettingsDep, key: ReviewerKey) -> RetrainOut:
+    artifact = review.retrain_harm_classifier(
+        session, review.harm_classifier_dir(settings), actor=f"key:{key.id}"
+    )
+    session.commit()
+    return RetrainOut(
+        version=artifact.version,
+        path=artifact.path,
+        labels=list(artifact.labels),
+        n_examples=artifact.n_examples,
+        n_reviewer_examples=artifact.n_new_examples,
+        training_sha256=artifact.training_sha256,
+    )

@@ -1,0 +1,72 @@
+"""Shared helpers of the CLI commands: settings + engine, output as text or JSON, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import typer
+from sqlalchemy.engine import Engine
+
+from app.db import get_engine, upgrade_schema
+from app.errors import ArbiterError
+from app.settings import Settings, get_settings
+
+__all__ = ["cli_context", "emit", "fail", "handle_errors", "JsonOpt"]
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def cli_context(migrate: bool = True) -> tuple[Settings, Engine]:
+    """Settings and the engine, with the schema brought up to date (cheap when it already is)."""
+    settings = get_settings()
+    engine = get_engine(settings)
+    if migrate:
+        upgrade_schema(engine)
+    return settings, engine
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
+
+
+def emit(obj: Any, as_json: bool, text: str | Callable[[], str] | None = None) -> None:
+    """Print ``obj`` as one JSON line, or ``text`` (default: a readable rendering of obj)."""
+    if as_json:
+        sys.stdout.write(json.dumps(obj, default=_default, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    if callable(text):
+        text = text()
+    if text is None:
+        text = json.dumps(obj, default=_default, indent=2, ensure_ascii=False)
+    typer.echo(text)
+
+
+def fail(message: str, code: int = 1, as_json: bool = False, error_code: str = "error") -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": {"code": error_code, "message": message}}) + "\n")
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn ArbiterError into a clear message and exit code 2 instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ArbiterError as exc:
+            fail(exc.message, code=2, as_json=bool(kwargs.get("as_json")), error_code=exc.code)
+
+    return wrapper

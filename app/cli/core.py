@@ -1,0 +1,153 @@
+"""`arbiter init`, `arbiter serve`, `keys ...`, `data ...`, `audit ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from sqlmodel import select
+
+from app.audit import verify_chain
+from app.auth import create_key, list_keys, revoke_key
+from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
+from app.db import session_scope
+from app.models import ROLES, ApiKey, ApiKeyPublic, AuditEntry
+from app.services.data_io import export_file, import_file
+
+
+def init(
+    admin_key: bool = typer.Option(True, "--admin-key/--no-admin-key", help="Create an admin key if none exists (shown once)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create the store (or migrate it to the newest schema) and the working directories."""
+    settings, engine = cli_context()
+    for d in (settings.var_dir, settings.models_dir, settings.artifacts_dir):
+        Path(d).mkdir(parents=True, exist_ok=True)
+    result: dict = {"database": engine.url.render_as_string(hide_password=True), "var_dir": str(settings.var_dir)}
+    if admin_key:
+        with session_scope(engine) as session:
+            has_admin = session.exec(select(ApiKey).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))).first()  # type: ignore[union-attr]
+            if has_admin is None:
+                key, secret = create_key(session, "admin", "initial admin", actor="cli:init")
+                result["admin_key"] = secret
+    emit(result, as_json, lambda: "\n".join(
+        [f"store ready: {result['database']}"]
+        + ([f"admin key (shown once, keep it): {result['admin_key']}"] if "admin_key" in result else [])))
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, help="Bind address (default ARBITER_HOST)."),
+    port: Optional[int] = typer.Option(None, help="Port (default ARBITER_PORT)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Run the API server (migrates the store first)."""
+    import uvicorn
+
+    settings, _ = cli_context()
+    uvicorn.run("app.api.asgi:app", host=host or settings.host, port=port or settings.port, workers=workers, log_level="info")
+
+
+keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+
+
+@keys.command("create")
+@handle_errors
+def keys_create(role: str = typer.Option(..., "--role", help=f"One of: {', '.join(ROLES)}"),
+                name: str = typer.Option("", help="A label for the key."), as_json: bool = JsonOpt) -> None:
+    """Create a key; its secret is printed once and never stored."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        key, secret = create_key(session, role, name, actor="cli")
+        out = {**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(mode="json"), "secret": secret}
+    emit(out, as_json, f"{secret}\n(role {role}, id {out['id']}; this is the only time the key is shown)")
+
+
+@keys.command("list")
+def keys_list(as_json: bool = JsonOpt) -> None:
+    """List keys (never their secrets)."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        rows = [ApiKeyPublic.model_validate(k, from_attributes=True).model_dump(mode="json") for k in list_keys(session)]
+    emit(rows, as_json, lambda: "\n".join(
+        f"{r['prefix']}…  {r['role']:<9} {r['id']}  {r['name']}{'  (revoked)' if r['revoked_at'] else ''}" for r in rows) or "no keys")
+
+
+@keys.command("revoke")
+@handle_errors
+def keys_revoke(key_id: str = typer.Argument(..., help="Key id or prefix."), as_json: bool = JsonOpt) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        key = revoke_key(session, key_id, actor="cli")
+        out = ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(mode="json")
+    emit(out, as_json, f"revoked {out['id']}")
+
+
+data = typer.Typer(help="Preference pairs in and out (JSONL: prompt/chosen/rejected, TRL conversational, or HH).", no_args_is_help=True)
+
+
+@data.command("import")
+@handle_errors
+def data_import(file: Path = typer.Argument(..., help="JSONL file of preference pairs."),
+                skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Import the valid lines and report the others."),
+                as_json: bool = JsonOpt) -> None:
+    """Import pairs; importing the same file again adds nothing."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        report = import_file(session, file, skip_invalid=skip_invalid)
+    out = report.to_dict()
+    emit(out, as_json, lambda: f"read {out['read']}, added {out['added']}, already present {out['existing']}, invalid {len(out['invalid'])}"
+         + "".join(f"\n  line {e['line']}: {e['error']}" for e in out["invalid"][:20]))
+
+
+@data.command("export")
+@handle_errors
+def data_export(file: Path = typer.Argument(..., help="Output JSONL file."),
+                fmt: Optional[str] = typer.Option(None, "--format", help="prompt | conversational | hh (default: each pair's own)."),
+                source: Optional[str] = typer.Option(None, help="Only pairs imported from this file name."),
+                as_json: bool = JsonOpt) -> None:
+    """Export labeled pairs (the preferred response as `chosen`)."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        n = export_file(session, file, fmt=fmt, source=source)
+    emit({"written": n, "file": str(file)}, as_json, f"wrote {n} pairs to {file}")
+
+
+audit = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+
+
+@audit.command("verify")
+def audit_verify(as_json: bool = JsonOpt) -> None:
+    """Check the chain; exits 1 and names the first bad entry if any row was altered, removed or reordered."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        report = verify_chain(session)
+    out = report.to_dict()
+    emit(out, as_json, lambda: f"audit trail intact: {out['entries']} entries, head {out['head_hash'][:16]}…" if report.ok
+         else f"AUDIT TRAIL BROKEN at entry {out['first_bad_seq']}: {out['problem']}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit.command("list")
+def audit_list(limit: int = typer.Option(50, help="Newest N entries."), action: Optional[str] = None, as_json: bool = JsonOpt) -> None:
+    """Show the newest entries."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        q = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)  # type: ignore[union-attr]
+        if action:
+            q = q.where(AuditEntry.action == action)
+        rows = [e.model_dump(mode="json") for e in session.exec(q).all()][::-1]
+    emit(rows, as_json, lambda: "\n".join(f"{r['seq']:>6} {r['ts'][:19]} {r['actor']:<20} {r['action']:<22} {r['subject_type']}:{r['subject_id']}" for r in rows))
+
+
+def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    cli.command()(init)
+    cli.command()(serve)
+    cli.add_typer(keys, name="keys")
+    cli.add_typer(data, name="data")
+    cli.add_typer(audit, name="audit")
+
+
+__all__ = ["register", "fail"]

@@ -1,0 +1,100 @@
+"""`arbiter label` (judge the unlabeled comparisons) and `arbiter eval judge` (agreement with humans).
+
+    arbiter label [--judges openai,anthropic,local] [--budget-usd X] [--limit N] [--json]
+    arbiter label --batch      # submit to the provider's batch API (half price), store the batch ids
+    arbiter label --collect    # ingest the batches that have ended
+    arbiter eval judge --judge local --data pairs.jsonl [--limit N] --json
+
+All three are safe to run again at any time, including after a crash or a kill.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlmodel import Session
+
+from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
+from app.services.labeling import collect_batches, evaluate_judge, run_labeling, submit_batches
+
+
+def _judge_list(judges: str | None) -> list[str] | None:
+    return [j.strip() for j in judges.split(",") if j.strip()] if judges else None
+
+
+def _run_text(report: dict) -> str:
+    if not report["selected"]:
+        return "nothing to label: every comparison already has a judge label"
+    lines = [(f"labeled {report['labeled']} of {report['selected']} comparisons "
+              f"({report['failed']} left unlabeled), cost ${report['cost_usd']:.6f}")]
+    for name, stats in report["judges"].items():
+        rate = stats["consistency_rate"]
+        lines.append(f"  {name}: {stats['labels']} labels, consistency "
+                     f"{'n/a' if rate is None else f'{rate:.2f}'}, ${stats['cost_usd']:.6f}, "
+                     f"{stats['failed_pairs']} pairs passed on")
+    if report["skipped_judges"]:
+        lines.append(f"  not configured: {', '.join(report['skipped_judges'])}")
+    return "\n".join(lines)
+
+
+@handle_errors
+def label(
+    judges: str | None = typer.Option(None, "--judges", help="Fallback order, e.g. openai,anthropic,local (default: ARBITER_JUDGE_CHAIN)."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", min=0.0, help="Stop paid calls before spending more than this."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Label at most this many comparisons."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Judge calls in flight (default: ARBITER_JUDGE_CONCURRENCY)."),
+    batch: bool = typer.Option(False, "--batch", help="Submit to the provider's batch API instead of calling it now."),
+    collect: bool = typer.Option(False, "--collect", help="Ingest the labels of provider batches that have ended."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Label comparisons that have no judge label yet with LLM judges (local fallback without keys)."""
+    if batch and collect:
+        fail("--batch and --collect are separate steps; run one, then the other later", code=2, as_json=as_json)
+    settings, engine = cli_context()
+    if collect:
+        result = collect_batches(engine, settings)
+        emit(result, as_json, lambda: "\n".join(
+            f"{b.get('provider', '?')} batch {b['batch_id']}: " + (
+                f"collected {b['labels']} labels ({b['unlabeled']} left unlabeled), ${b['cost_usd']:.6f}" if "labels" in b
+                else b.get("error") or f"{b['state']} ({b['succeeded']} done)")
+            for b in result["batches"]) or "no pending batches")
+        return
+    if batch:
+        result = submit_batches(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit)
+        emit(result, as_json, lambda: (
+            f"submitted {result['comparisons']} comparisons ({result['requests']} requests) to {result['provider']} "
+            f"batch {result['batch_id']}, estimated ${result['estimated_cost_usd']:.6f}; collect with `arbiter label --collect`"
+            if result["submitted"] else f"nothing submitted: {result['reason']}"))
+        return
+    report = run_labeling(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit,
+                          concurrency=concurrency, progress=not as_json).to_dict()
+    emit(report, as_json, lambda: _run_text(report))
+
+
+@handle_errors
+def eval_judge(
+    judge: str = typer.Option(..., "--judge", help="openai | anthropic | local | local-rm | local-smollm2"),
+    data: Path = typer.Option(..., "--data", help="Pairs file with human preferences (prompt / conversational / HH)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N pairs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random A/B placement of the human-chosen response."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Agreement of a judge with the human labels of a pairs file, and its consistency across orders."""
+    settings, engine = cli_context()
+    with Session(engine) as session:
+        result = evaluate_judge(settings, judge, str(data), limit=limit, seed=seed, session=session)
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    emit(result, as_json, lambda: (
+        f"{judge} on {result['labeled']} pairs of {data}: agreement {fmt(result['agreement'])} "
+        f"(ties as half {fmt(result['agreement_ties_half'])}, on decided {fmt(result['agreement_decided'])}, "
+        f"coverage {fmt(result['coverage'])}), consistency {fmt(result['consistency_rate'])}, "
+        f"cost ${result['cost_usd']:.6f}"))
+
+
+def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    cli.command("label")(label)
+    groups["eval"].command("judge")(eval_judge)

@@ -1,0 +1,135 @@
+"""`arbiter review list | show | decide | export-moderation | retrain-harm-classifier`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from app.cli.common import JsonOpt, cli_context, emit, handle_errors
+from app.db import session_scope
+from app.models import ReviewItem
+from app.services import review
+
+
+def _line(item: ReviewItem) -> str:
+    codes = ",".join(sorted({r.get("code", "?") for r in item.reasons or []}))
+    content = (item.content or "").replace("\n", " ")
+    return (
+        f"{item.id}  {item.status:<8} {item.kind:<9} {item.decision_type or '-':<16} [{codes}] {content[:60]}"
+    )
+
+
+@handle_errors
+def review_list(
+    status: str = typer.Option("pending", help="pending | approved | rejected | edited | all"),
+    kind: str | None = typer.Option(None, help="flagged | escalated"),
+    decision_type: str | None = typer.Option(None, "--decision-type"),
+    category: str | None = typer.Option(None),
+    limit: int = typer.Option(100, min=1, max=1000),
+    offset: int = typer.Option(0, min=0),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Items waiting for (or with) a reviewer's verdict, oldest first."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        items = review.list_items(
+            session,
+            status=None if status == "all" else status,
+            kind=kind,
+            decision_type=decision_type,
+            category=category,
+            limit=limit,
+            offset=offset,
+        )
+        rows = [item.model_dump(mode="json") for item in items]
+        text = "\n".join(_line(item) for item in items) or "no review items"
+    emit({"items": rows, "count": len(rows)}, as_json, text)
+
+
+@handle_errors
+def review_show(item_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """One item with its reasons and context."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        row = review.get_item(session, item_id).model_dump(mode="json")
+    emit(row, as_json)
+
+
+@handle_errors
+def review_decide(
+    item_id: str = typer.Argument(...),
+    verdict: str = typer.Argument(..., help="approve | reject | edit"),
+    category: str | None = typer.Option(None, help=f"One of: {', '.join(review.CATEGORIES)}."),
+    note: str | None = typer.Option(None),
+    edited: str | None = typer.Option(None, "--edited", help="The corrected output (edit only)."),
+    edited_file: Path | None = typer.Option(
+        None, "--edited-file", help="Read the corrected output from a file."
+    ),
+    reviewer: str = typer.Option("cli", help="Who decides (recorded as cli:<name>)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Approve, reject or edit an item; the verdict is audited and becomes training data."""
+    settings, engine = cli_context()
+    if edited_file is not None:
+        edited = edited_file.read_text(encoding="utf-8")
+    with session_scope(engine) as session:
+        result = review.decide(
+            session,
+            item_id,
+            verdict,
+            reviewer=f"cli:{reviewer}",
+            category=category,
+            note=note,
+            edited_content=edited,
+            decision_types=review.decision_types_for(settings),
+        )
+        out = result.to_dict()
+    emit(
+        out,
+        as_json,
+        f"{item_id}: {out['item']['status']} ({out['item']['category']}); "
+        f"{len(out['comparison_ids'])} preference pair(s), "
+        f"{out['moderation_examples']} moderation example(s)",
+    )
+
+
+@handle_errors
+def review_export_moderation(
+    path: Path = typer.Argument(..., help="JSONL file to write."), as_json: bool = JsonOpt
+) -> None:
+    """Write reviewer verdicts as harm-classifier examples ({"text", "label"} per line)."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        n = review.export_moderation_examples(session, path)
+    emit({"path": str(path), "examples": n}, as_json, f"{n} examples -> {path}")
+
+
+@handle_errors
+def review_retrain(as_json: bool = JsonOpt) -> None:
+    """Retrain the local harm classifier on the seed set plus every reviewer example (new version)."""
+    settings, engine = cli_context()
+    with session_scope(engine) as session:
+        artifact = review.retrain_harm_classifier(session, review.harm_classifier_dir(settings), actor="cli")
+    out = {
+        "version": artifact.version,
+        "path": artifact.path,
+        "n_examples": artifact.n_examples,
+        "n_reviewer_examples": artifact.n_new_examples,
+        "labels": list(artifact.labels),
+    }
+    emit(
+        out,
+        as_json,
+        f"harm classifier v{artifact.version}: {artifact.n_new_examples} reviewer examples "
+        f"-> {artifact.path}",
+    )
+
+
+def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    group = groups["review"]
+    group.command("list")(review_list)
+    group.command("show")(review_show)
+    group.command("decide")(review_decide)
+    group.command("export-moderation")(review_export_moderation)
+    group.command("retrain-harm-classifier")(review_retrain)

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the service, defined once per process.
+
+Domain code does not import this module; the app records what services report.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = [
+    "HTTP_REQUESTS", "HTTP_LATENCY", "DECISION_LATENCY", "SAFETY_BLOCKS", "MODERATION_FALLBACKS",
+    "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED",
+]
+
+HTTP_REQUESTS = Counter("arbiter_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("arbiter_http_request_seconds", "HTTP request latency", ["method", "route"])
+DECISIONS = Counter("arbiter_decisions_total", "Decisions served", ["decision_type", "policy", "verdict"])
+DECISION_LATENCY = Histogram(
+    "arbiter_decision_seconds", "Latency of a decision (policy + safety + logging)", ["decision_type"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SAFETY_BLOCKS = Counter("arbiter_safety_blocks_total", "Safety interventions", ["decision_type", "effect", "rule", "provider"])
+MODERATION_FALLBACKS = Counter("arbiter_moderation_fallbacks_total", "Moderation API failures answered by local providers", ["provider"])
+DECISION_REWARD = Histogram("arbiter_decision_reward", "Rewards reported for decisions", ["decision_type", "policy"],
+                            buckets=(-1, -0.5, 0, 0.25, 0.5, 0.75, 1, 2))
+LABELS_INGESTED = Counter("arbiter_labels_ingested_total", "Labels written", ["source"])

@@ -1,0 +1,215 @@
+"""Serving a decision: validate, route, propose, check, log — and record outcomes.
+
+``decide`` is the whole path of ``POST /v1/decisions/{type}``:
+
+1. the context is validated against the decision type's JSON schema;
+2. a retried request (same ``Idempotency-Key``) gets the decision it already got;
+3. the unit (user, ticket, ...) is routed stickily to the active or the canary policy; a shadow
+   policy, if any, decides on the same request and is logged, never served;
+4. the safety layer checks the input (masking actions, moderating the user's text), the policy
+   proposes from what is left, and the safety layer checks the output;
+5. one Decision row (and a ReviewItem when a reviewer must look) is written in one transaction.
+
+Policy scoring goes through each policy's ``MicroBatcher``, so concurrent requests share model calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.db import session_scope
+from app.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
+from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id
+from app.services.policy_runtime import PolicyRuntime
+from app.services.rollout import serving_versions
+from policies.action_policy import ActionDecision
+from policies.decision_types import DecisionType
+from safety.layer import SafetyLayer
+from safety.pii import redact_pii
+from safety.verdict import Outcome as SafetyOutcome
+from safety.verdict import Verdict
+
+__all__ = ["decide", "record_outcome", "record_decision_metrics", "DecisionResult", "decision_text", "request_hash"]
+
+
+@dataclass
+class DecisionResult:
+    decision: Decision
+    review_item_id: str | None
+    replayed: bool = False
+
+    def public(self) -> dict[str, Any]:
+        d = self.decision
+        served = d.safety_verdict in ("allow", "redact", "mask")
+        return {
+            "id": d.id, "decision_type": d.decision_type, "unit_id": d.unit_id,
+            "action": d.action, "output": d.output, "propensity": d.propensity,
+            "served": served, "policy_version_id": d.policy_version_id,
+            "safety": {"verdict": d.safety_verdict, "rule_set_hash": d.rule_set_hash, **d.safety_details},
+            "review_item_id": self.review_item_id, "latency_ms": d.latency_ms, "replayed": self.replayed,
+            "created_at": d.created_at.isoformat() if d.created_at else None,
+        }
+
+
+def request_hash(decision_type: str, context: dict, unit_id: str | None) -> str:
+    return hashlib.sha256(json.dumps([decision_type, context, unit_id], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def decision_text(dt: DecisionType, context: dict) -> str:
+    """The user-written text of a context, which moderation reads: every top-level string field."""
+    return "\n".join(str(v) for v in context.values() if isinstance(v, str))
+
+
+def redacted_context(context: dict) -> dict:
+    """The context with personal data removed from every top-level string field."""
+    return {k: redact_pii(v)[0] if isinstance(v, str) else v for k, v in context.items()}
+
+
+def _replay(session: Session, idempotency_key: str, rhash: str) -> DecisionResult | None:
+    existing = session.exec(select(Decision).where(Decision.idempotency_key == idempotency_key)).first()
+    if existing is None:
+        return None
+    if existing.request_hash != rhash:
+        raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used with a different request")
+    item = session.exec(select(ReviewItem.id).where(ReviewItem.decision_id == existing.id)).first()
+    return DecisionResult(existing, item, replayed=True)
+
+
+def _final_verdict(verdict_in: Verdict, verdict_out: Verdict | None) -> Verdict:
+    from safety.verdict import SEVERITY
+
+    if verdict_out is None or SEVERITY[verdict_in.outcome] > SEVERITY[verdict_out.outcome]:
+        return verdict_in
+    return verdict_out
+
+
+def record_decision_metrics(decision: Decision, verdicts: list[Verdict], policy_name: str) -> None:
+    DECISIONS.labels(decision.decision_type, policy_name, decision.safety_verdict).inc()
+    DECISION_LATENCY.labels(decision.decision_type).observe(decision.latency_ms / 1000)
+    for v in verdicts:
+        if v.fallback:
+            for provider in v.moderation_decided_by or ("local",):
+                MODERATION_FALLBACKS.labels(provider).inc()
+        if v.outcome != SafetyOutcome.ALLOW:
+            for r in v.reasons:
+                SAFETY_BLOCKS.labels(decision.decision_type, r.outcome.value, r.code if r.source == "rule" else "",
+                                     r.provider or r.source).inc()
+
+
+async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, decision_type: str, context: dict,
+                 unit_id: str | None = None, idempotency_key: str | None = None, actor: str = "api") -> DecisionResult:
+    started = time.perf_counter()
+    dt = runtime.decision_type(decision_type)
+    if dt is None:
+        raise NotFound(f"unknown decision type {decision_type!r}; known: {', '.join(sorted(runtime.decision_types))}")
+    try:
+        dt.validate_context(context)
+    except Exception as exc:  # the decision type raises its own error with the JSON-schema message
+        raise InvalidInput(f"context does not match the {decision_type!r} schema: {exc}") from None
+    rhash = request_hash(decision_type, context, unit_id)
+    decision_id = new_id()
+
+    with Session(engine, expire_on_commit=False) as session:
+        if idempotency_key:
+            replay = _replay(session, idempotency_key, rhash)
+            if replay:
+                return replay
+        serving, shadow = serving_versions(session, decision_type, unit_id or decision_id)
+    if serving is None:
+        raise Unavailable(f"no active policy for {decision_type!r}; run `arbiter init` or promote one")
+
+    text = decision_text(dt, context)
+    actions = list(dt.action_ids) if dt.kind == "action" else []
+    verdict_in = await asyncio.to_thread(safety.check_input, decision_type, context=context, text=text, actions=actions)
+    if verdict_in.outcome == SafetyOutcome.REDACT:
+        # The policy (and the log) see the context without the personal data the input rules found.
+        context = redacted_context(context)
+    verdict_out: Verdict | None = None
+    proposal: ActionDecision | None = None
+    shadow_proposal: ActionDecision | None = None
+    draft: str | None = None
+    if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
+        loaded = runtime.get(serving)
+        shadow_loaded = runtime.get(shadow) if shadow is not None else None
+        if dt.kind == "action":
+            jobs = [loaded.batcher.submit(context)] + ([shadow_loaded.batcher.submit(context)] if shadow_loaded else [])
+            scores = await asyncio.gather(*jobs)
+            masked = verdict_in.masked_actions
+            proposal = loaded.policy.decide_from_scores(scores[0], masked=masked, key=decision_id)
+            if shadow_loaded:
+                shadow_proposal = shadow_loaded.policy.decide_from_scores(scores[1], masked=masked, key=decision_id)
+            verdict_out = await asyncio.to_thread(safety.check_output, decision_type, context=context, action=proposal.action,
+                                                  actions=actions, input_text=text)
+        else:
+            drafted = await loaded.batcher.submit(context)
+            draft = drafted.text
+            verdict_out = await asyncio.to_thread(safety.check_output, decision_type, context=context, text=draft, input_text=text)
+
+    final = _final_verdict(verdict_in, verdict_out)
+    deliverable = final.outcome in (SafetyOutcome.ALLOW, SafetyOutcome.REDACT, SafetyOutcome.MASK)
+    served_output = None
+    if draft is not None and deliverable:
+        served_output = verdict_out.text if verdict_out is not None and verdict_out.text is not None else draft
+    decision = Decision(
+        id=decision_id, decision_type=decision_type, unit_id=unit_id, context=context,
+        policy_version_id=serving.id,
+        action=proposal.action if proposal and deliverable else None,
+        propensity=proposal.propensity if proposal else None,
+        action_probs=proposal.probabilities if proposal else {},
+        proposed_action=proposal.action if proposal else None,
+        proposed_output=draft, output=served_output,
+        shadow_policy_version_id=shadow.id if shadow_proposal else None,
+        shadow_action=shadow_proposal.action if shadow_proposal else None,
+        shadow_propensity=shadow_proposal.propensity if shadow_proposal else None,
+        safety_verdict=final.outcome.value,
+        safety_details={"input": verdict_in.to_dict(), "output": verdict_out.to_dict() if verdict_out else None},
+        rule_set_hash=final.ruleset_hash or verdict_in.ruleset_hash,
+        idempotency_key=idempotency_key, request_hash=rhash,
+    )
+    review_id = None
+    try:
+        with session_scope(engine) as session:
+            decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            session.add(decision)
+            session.flush()
+            if verdict_in.needs_review or (verdict_out is not None and verdict_out.needs_review):
+                item = ReviewItem(decision_id=decision.id, decision_type=decision_type,
+                                  kind="escalated" if final.outcome == SafetyOutcome.ESCALATE else "flagged",
+                                  content=draft if draft is not None else (proposal.action if proposal else text),
+                                  context=context, reasons=[r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons])
+                session.add(item)
+                session.flush()
+                review_id = item.id
+    except IntegrityError:
+        # A concurrent retry with the same Idempotency-Key won the race: return its decision.
+        if idempotency_key:
+            with Session(engine, expire_on_commit=False) as session:
+                replay = _replay(session, idempotency_key, rhash)
+                if replay:
+                    return replay
+        raise
+    record_decision_metrics(decision, [v for v in (verdict_in, verdict_out) if v], serving.name)
+    return DecisionResult(decision, review_id)
+
+
+def record_outcome(session: Session, decision_id: str, reward: float | None, feedback: dict, actor: str) -> Outcome:
+    decision = session.get(Decision, decision_id)
+    if decision is None:
+        raise NotFound(f"no decision {decision_id!r}")
+    outcome = Outcome(decision_id=decision_id, reward=reward, feedback=feedback)
+    session.add(outcome)
+    session.flush()
+    if reward is not None:
+        version = session.get(PolicyVersion, decision.policy_version_id) if decision.policy_version_id else None
+        DECISION_REWARD.labels(decision.decision_type, version.name if version else "none").observe(reward)
+    return outcome

@@ -1,0 +1,117 @@
+"""The policies that serve decisions, loaded once per process.
+
+``PolicyRuntime`` knows the decision types (shipped YAML, plus a directory of the operator's), turns
+a ``PolicyVersion`` row into a ready policy object (``ActionPolicy`` / ``TextPolicy`` over a
+transformers or OpenAI-compatible backend), and gives each loaded policy a ``MicroBatcher`` so that
+concurrent requests share one forward pass. Loading is lazy and happens once per version.
+
+``backend_factory`` is the seam tests use to serve a tiny model instead of SmolLM2.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from app.audit import append_audit
+from app.models import PolicyVersion, utcnow
+from app.services.batching import MicroBatcher
+from app.settings import Settings
+from policies.action_policy import ActionPolicy, TextPolicy
+from policies.backends import BackendSpec, load_backend
+from policies.backends.base import PolicyBackend
+from policies.decision_types import DecisionType, load_decision_types
+
+__all__ = ["PolicyRuntime", "LoadedPolicy", "BASE_MODEL", "ensure_base_policy", "SHIPPED_DECISION_TYPES"]
+
+BASE_MODEL = "SmolLM2-135M-Instruct"
+SHIPPED_DECISION_TYPES = Path(__file__).resolve().parents[2] / "policies" / "decision_types"
+
+
+@dataclass
+class LoadedPolicy:
+    version_id: str
+    policy: ActionPolicy | TextPolicy
+    batcher: MicroBatcher
+
+
+def default_backend_factory(settings: Settings) -> Callable[[PolicyVersion], PolicyBackend]:
+    def factory(version: PolicyVersion) -> PolicyBackend:
+        if version.backend == "openai":
+            if not settings.policy_base_url:
+                raise RuntimeError(f"policy {version.id} is served by an OpenAI-compatible endpoint but ARBITER_POLICY_BASE_URL is unset")
+            return load_backend(BackendSpec(kind="openai", base_url=settings.policy_base_url, model=version.base_model))
+        if version.artifact_path:
+            model_dir = Path(version.artifact_path)
+        elif version.base_model == BASE_MODEL:
+            from reward_models.local_models import smollm2_dir
+
+            model_dir = smollm2_dir(settings.models_dir)
+        else:
+            model_dir = Path(version.base_model)
+        return load_backend(BackendSpec(kind="transformers", model_dir=model_dir))
+
+    return factory
+
+
+class PolicyRuntime:
+    def __init__(self, settings: Settings, backend_factory: Callable[[PolicyVersion], PolicyBackend] | None = None,
+                 decision_types_dir: Path | None = None, max_batch: int = 32):
+        self.settings = settings
+        dirs = [SHIPPED_DECISION_TYPES] + ([decision_types_dir] if decision_types_dir else [])
+        self.decision_types: dict[str, DecisionType] = load_decision_types(*dirs)
+        self.backend_factory = backend_factory or default_backend_factory(settings)
+        self.max_batch = max_batch
+        self._loaded: dict[str, LoadedPolicy] = {}
+        self._lock = threading.Lock()
+
+    def decision_type(self, name: str) -> DecisionType | None:
+        return self.decision_types.get(name)
+
+    def get(self, version: PolicyVersion) -> LoadedPolicy:
+        """The ready policy for a version row (loaded on first use)."""
+        with self._lock:
+            if version.id in self._loaded:
+                return self._loaded[version.id]
+            dt = self.decision_types[version.decision_type]
+            backend = self.backend_factory(version)
+            params = version.hyperparams or {}
+            if dt.kind == "action":
+                policy: ActionPolicy | TextPolicy = ActionPolicy(
+                    dt, backend, temperature=float(params.get("temperature", self.settings.policy_temperature)),
+                    epsilon=float(params.get("epsilon", self.settings.policy_epsilon)), seed=int(params.get("seed", 0)),
+                    policy_id=version.id)
+                batcher = MicroBatcher(policy.score_batch, max_batch=self.max_batch)
+            else:
+                policy = TextPolicy(dt, backend, temperature=float(params.get("temperature", 0.7)), seed=int(params.get("seed", 0)),
+                                    policy_id=version.id)
+                batcher = MicroBatcher(policy.draft_batch, max_batch=min(self.max_batch, 8))
+            loaded = LoadedPolicy(version.id, policy, batcher)
+            self._loaded[version.id] = loaded
+            return loaded
+
+    def forget(self, version_id: str) -> None:
+        with self._lock:
+            self._loaded.pop(version_id, None)
+
+
+def ensure_base_policy(session: Session, decision_type: str, actor: str = "system", hyperparams: dict | None = None) -> PolicyVersion:
+    """The active policy of a decision type; registers the base model as active when there is none
+    (with ``hyperparams`` such as an exploring temperature and floor, when given)."""
+    active = session.exec(select(PolicyVersion).where(PolicyVersion.decision_type == decision_type,
+                                                      PolicyVersion.state == "active")).first()
+    if active is not None:
+        return active
+    version = PolicyVersion(name=f"base-{decision_type}", decision_type=decision_type, backend="transformers",
+                            base_model=BASE_MODEL, state="active", traffic_share=1.0, hyperparams=hyperparams or {},
+                            updated_at=utcnow())
+    session.add(version)
+    session.flush()
+    append_audit(session, actor, "policy.registered", "policy", version.id,
+                 {"decision_type": decision_type, "base_model": BASE_MODEL, "state": "active", "hyperparams": hyperparams or {},
+                  "reason": "no active policy: base model serves"})
+    return version

@@ -1,0 +1,117 @@
+"""Typed settings: the only module in Arbiter that reads the environment.
+
+Every variable is ``ARBITER_<NAME>`` (see the table in README.md), read once into ``Settings``;
+code receives a ``Settings`` object (or a config object built from it) and never looks at
+``os.environ`` itself. Empty variables count as unset.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "DEFAULT_SECRET"]
+
+DEFAULT_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ARBITER_", env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------
+    environment: Literal["local", "test", "production"] = Field("local", description="`production` refuses default secrets and SQLite.")
+    var_dir: Path = Field(Path("var"), description="Directory for the SQLite store, models, artifacts and logs.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite file `<var_dir>/arbiter.db`. PostgreSQL: `postgresql+psycopg://user@host/db`.")
+
+    # --- API ---------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `arbiter serve` binds.")
+    port: int = Field(8000, description="Port `arbiter serve` binds.")
+    max_body_bytes: int = Field(1_000_000, description="Largest accepted request body; larger requests get 413.")
+    secret_key: str = Field(DEFAULT_SECRET, description="Server secret; must be changed in production (Argilla webhooks use their own secret, below).")
+
+    # --- LLM judges ----------------------------------------------------------------------------
+    openai_api_key: str = Field("", description="Enables the OpenAI judge and moderation.")
+    openai_base_url: str = Field("", description="Override the OpenAI API address (Azure, a proxy, or a test server).")
+    anthropic_api_key: str = Field("", description="Enables the Anthropic judge.")
+    anthropic_base_url: str = Field("", description="Override the Anthropic API address.")
+    judge_chain: str = Field("openai,anthropic,local", description="Comma-separated fallback order of judges; unavailable ones are skipped.")
+    openai_judge_model: str = Field("gpt-4o-mini", description="Model of the OpenAI judge.")
+    anthropic_judge_model: str = Field("claude-haiku-4-5", description="Model of the Anthropic judge.")
+    judge_temperature: Optional[float] = Field(None, ge=0, le=2, description="Sampling temperature of the API judges (default: OpenAI 0, Anthropic the provider's).")
+    judge_budget_usd: Optional[float] = Field(None, ge=0, description="Default spending limit of `arbiter label` (overridden by --budget-usd).")
+    judge_prices: str = Field("", description='Extra or changed prices as JSON {"model": [input_usd_per_mtok, output_usd_per_mtok]}; batch calls cost half.')
+    judge_concurrency: int = Field(8, description="Concurrent judge calls.")
+    judge_timeout_s: float = Field(30.0, description="Per-call timeout of a judge.")
+
+    # --- tracing -------------------------------------------------------------------------------
+    langfuse_public_key: str = Field("", description="Langfuse public key; tracing is off unless both keys are set.")
+    langfuse_secret_key: str = Field("", description="Langfuse secret key.")
+    langfuse_host: str = Field("", description="Langfuse address, e.g. http://langfuse:3000.")
+
+    # --- Argilla -------------------------------------------------------------------------------
+    argilla_api_url: str = Field("", description="Argilla server URL; empty means not configured (the embedded one sets it).")
+    argilla_api_key: str = Field("", description="Argilla API key of an owner/admin user.")
+    argilla_workspace: str = Field("arbiter", description="Argilla workspace for Arbiter's datasets.")
+    argilla_dataset: str = Field("arbiter-preferences", description="Argilla dataset for comparisons.")
+    argilla_webhook_secret: str = Field("", description="Standard Webhooks secret (whsec_...) of the Argilla webhook.")
+    argilla_port: int = Field(6900, description="Port of the embedded Argilla server.")
+    redis_url: str = Field("redis://127.0.0.1:6379/3", description="Redis used by the embedded Argilla server (a database of its own: its queue names are fixed).")
+
+    # --- moderation ----------------------------------------------------------------------------
+    moderation_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
+    moderation_timeout_s: float = Field(5.0, description="Timeout of the moderation API before the local providers decide.")
+
+    # --- decision types and rules --------------------------------------------------------------
+    decision_types_dir: Optional[Path] = Field(None, description="Extra decision types (YAML), added to the shipped ones in policies/decision_types.")
+    rulesets_dir: Optional[Path] = Field(None, description="Safety rule sets (YAML, one per decision type) replacing the shipped safety/rulesets.")
+
+    # --- policies ------------------------------------------------------------------------------
+    policy_temperature: float = Field(1.0, description="Softmax temperature of action policies.")
+    policy_epsilon: float = Field(0.05, description="Exploration floor mixed into action policies.")
+    policy_base_url: str = Field("", description="OpenAI-compatible endpoint (vLLM, TGI, Ollama) serving the policy model.")
+    policy_max_batch: int = Field(32, ge=1, le=1024, description="Most concurrent requests scored in one model call (dynamic micro-batching); 1 disables batching.")
+    canary_min_decisions: int = Field(200, description="Decisions a canary needs before the automatic rollback check.")
+    canary_max_block_rate_delta: float = Field(0.05, description="Rollback when canary block rate exceeds active's by more.")
+    canary_max_reward_drop: float = Field(0.05, description="Rollback when canary mean reward is lower than active's by more.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the common short forms and pin the installed driver (psycopg 3).
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix):]
+            return url
+        return f"sqlite:///{(self.var_dir / 'arbiter.db').as_posix()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.var_dir / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.var_dir / "artifacts"
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return bool(self.langfuse_public_key and self.langfuse_secret_key)
+
+    @model_validator(mode="after")
+    def _refuse_defaults_in_production(self) -> "Settings":
+        if self.environment == "production":
+            if self.secret_key == DEFAULT_SECRET:
+                raise ValueError("ARBITER_SECRET_KEY must be set to a real secret in production")
+            if self.sqlalchemy_url.startswith("sqlite"):
+                raise ValueError("production needs ARBITER_DATABASE_URL (PostgreSQL); SQLite is for local use")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,147 @@
+"""Load the decision API on loopback: latency, throughput, and what dynamic micro-batching buys.
+
+Starts `arbiter serve` twice on fresh SQLite stores with the embedded SmolLM2-135M-Instruct
+routing policy: once with micro-batching (ARBITER_POLICY_MAX_BATCH=32) and once without (=1).
+Against each it drives `POST /v1/decisions/ticket-routing` with N concurrent clients for a fixed
+number of requests, and the same server's no-op `/healthz` alike. Then it checks that every 2xx
+response has exactly one decision row. Prints one JSON line.
+
+    .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARBITER = Path(sys.executable).parent / "arbiter"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tickets(n: int) -> list[dict]:
+    try:
+        from policies.simulator import TicketSimulator
+
+        sim = TicketSimulator(seed=7)
+        return [t.context for t in sim.tickets(n)]
+    except Exception:  # noqa: BLE001 - the bench still runs on hand-written tickets
+        teams = ["billing", "technical", "account", "shipping", "sales"]
+        return [{"subject": f"Question {i} about {teams[i % 5]}", "body": f"Hello, I have an issue number {i} with my {teams[i % 5]}.",
+                 "customer": {"tier": "standard", "language": "en"}} for i in range(n)]
+
+
+async def _drive(url: str, method: str, bodies: list[dict | None], headers: dict, concurrency: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    ids: list[str] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            t0 = time.perf_counter()
+            r = await client.request(method, url, json=body, headers=headers)
+            latencies.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if 200 <= r.status_code < 300 and body is not None:
+                ids.append(r.json()["id"])
+
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    latencies.sort()
+    return {"requests": len(bodies), "rps": round(len(bodies) / wall, 2),
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "statuses": statuses, "_ids": ids}
+
+
+def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "ARBITER_VAR_DIR": f"{tmp}/var", "ARBITER_POLICY_MAX_BATCH": str(max_batch),
+               "HF_HUB_OFFLINE": "1", "ARBITER_DATABASE_URL": f"sqlite:///{tmp}/var/arbiter.db"}
+        env["ARBITER_VAR_DIR"] = f"{tmp}/var"
+        # Share the converted SmolLM2 checkpoint instead of converting it per run.
+        os.makedirs(f"{tmp}/var", exist_ok=True)
+        os.symlink(REPO / "var" / "models", f"{tmp}/var/models")
+        init = subprocess.run([ARBITER, "init", "--json"], env=env, capture_output=True, text=True, check=True)
+        admin = json.loads(init.stdout)["admin_key"]
+        port = _port()
+        proc = subprocess.Popen([ARBITER, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(240):
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            key = httpx.post(f"{base}/v1/keys", json={"role": "app"}, headers={"Authorization": f"Bearer {admin}"}).json()["secret"]
+            headers = {"Authorization": f"Bearer {key}"}
+            url = f"{base}/v1/decisions/ticket-routing"
+            # Warm up: load the model and the safety layer.
+            asyncio.run(_drive(url, "POST", [{"context": tickets[0]}] * 2, headers, 1))
+            bodies = [{"context": tickets[i % len(tickets)], "unit_id": f"u{i}"} for i in range(n)]
+            decisions = asyncio.run(_drive(url, "POST", bodies, headers, concurrency))
+            noop = asyncio.run(_drive(f"{base}/healthz", "GET", [None] * n, {}, concurrency))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        db = sqlite3.connect(f"{tmp}/var/arbiter.db")
+        rows = dict(db.execute("SELECT id, COUNT(*) FROM decision GROUP BY id").fetchall())
+        db.close()
+        ids = decisions.pop("_ids")
+        noop.pop("_ids")
+        decisions["every_2xx_has_one_row"] = all(rows.get(i) == 1 for i in ids) and len(set(ids)) == len(ids)
+        decisions["rows"] = sum(rows.values())
+        return {"decisions": decisions, "noop": noop}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=160)
+    args = parser.parse_args()
+    from reward_models.local_models import smollm2_dir
+
+    smollm2_dir(REPO / "var" / "models")
+    tickets = _tickets(64)
+    print(f"[bench] batched server, {args.concurrency} clients x {args.requests} requests", file=sys.stderr)
+    batched = _run_server(32, args.concurrency, args.requests, tickets)
+    print("[bench] unbatched server", file=sys.stderr)
+    unbatched = _run_server(1, args.concurrency, args.requests, tickets)
+    speedup = batched["decisions"]["rps"] / unbatched["decisions"]["rps"]
+    print(json.dumps({
+        "bench": "api_latency", "concurrency": args.concurrency, "requests": args.requests,
+        "batched": batched, "unbatched": unbatched, "batching_speedup": round(speedup, 2), "target_speedup": 3.0,
+        "meets_target": speedup >= 3.0, "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],
+        "machine": machine(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

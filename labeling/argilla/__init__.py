@@ -1,0 +1,75 @@
+"""Human annotators in Argilla: push comparisons, pull responses, run an embedded server.
+
+- `schema`: the preference dataset's shape and the values crossing the boundary.
+- `client`: push / pull with the official `argilla` SDK (v2).
+- `webhooks`: verify and read Argilla's Standard Webhooks deliveries.
+- `server`: start / stop the embedded argilla-server (own virtual environment, no Elasticsearch).
+- `testing`: one live embedded server per test session (for tests that need it).
+- `inprocess_search`, `inprocess_store`, `server_main`: run INSIDE argilla-server's environment
+  (the search engine, its cached documents, the entry point); they are not imported here.
+  `record_documents` holds the engine's pure matching rules and runs in both environments.
+"""
+
+from labeling.argilla.client import (
+    ArgillaAuthError,
+    ArgillaClient,
+    ArgillaClientError,
+    ArgillaConnection,
+    ArgillaUnavailable,
+    PullResult,
+    PushResult,
+)
+from labeling.argilla.schema import (
+    PREFERENCE_LABELS,
+    SAFETY_FLAGS,
+    DatasetSpec,
+    HumanResponse,
+    JudgeSuggestion,
+    PushItem,
+)
+from labeling.argilla.server import (
+    ArgillaCredentials,
+    EmbeddedArgilla,
+    EmbeddedArgillaConfig,
+    EmbeddedArgillaError,
+    embedded_status,
+    free_port,
+    start_embedded,
+    stop_embedded,
+)
+from labeling.argilla.webhooks import (
+    RESPONSE_EVENTS,
+    InvalidWebhook,
+    WebhookEvent,
+    parse_response_event,
+    verify_delivery,
+)
+
+__all__ = [
+    "PREFERENCE_LABELS",
+    "RESPONSE_EVENTS",
+    "SAFETY_FLAGS",
+    "ArgillaAuthError",
+    "ArgillaClient",
+    "ArgillaClientError",
+    "ArgillaConnection",
+    "ArgillaCredentials",
+    "ArgillaUnavailable",
+    "DatasetSpec",
+    "EmbeddedArgilla",
+    "EmbeddedArgillaConfig",
+    "EmbeddedArgillaError",
+    "HumanResponse",
+    "InvalidWebhook",
+    "JudgeSuggestion",
+    "PullResult",
+    "PushItem",
+    "PushResult",
+    "WebhookEvent",
+    "embedded_status",
+    "free_port",
+    "parse_response_event",
+    "start_embedded",
+    "stop_embedded",
+    "verify_delivery",
+]

@@ -1,0 +1,139 @@
+"""Policies: decide (pick an action with an exact propensity, or draft text), learn (DPO, GRPO/RLOO against a
+reward model), evaluate off-policy, and roll out safely (shadow, canary, rollback).
+
+Modules, one concept each:
+
+- ``decision_types``: what is decided, declared in YAML (finite action set or free text);
+- ``backends``: where the model runs (in-process transformers, or an OpenAI-compatible server);
+- ``propensity``: softmax / temperature / exploration floor / mask -> exact probabilities;
+- ``action_policy``: ``ActionPolicy`` (score every action, sample, log the propensity) and ``TextPolicy``;
+- ``preference_data``, ``dpo``, ``online_rl``, ``training``, ``recipes``: pairs, recipes and training runs
+  with lineage;
+- ``simulator``: seeded ticket-routing simulator with known expected rewards;
+- ``rollout``: lifecycle states, sticky split, canary rollback rule, promotion gate;
+- ``ope``: IPS, SNIPS and doubly robust estimates with bootstrap intervals;
+- ``evaluation``: accuracy, win rate, KL to the reference.
+
+The training modules (``dpo``, ``online_rl``) are not imported here: they pull in TRL; import them directly.
+"""
+
+from policies.action_policy import ActionDecision, ActionPolicy, TextDraft, TextPolicy
+from policies.backends import (
+    BackendSpec,
+    OpenAICompatibleBackend,
+    PolicyBackend,
+    TransformersBackend,
+    load_backend,
+)
+from policies.decision_types import (
+    BUILTIN_DIR,
+    ActionSpec,
+    DecisionType,
+    DecisionTypeError,
+    load_decision_type,
+    load_decision_types,
+)
+from policies.evaluation import greedy_accuracy, kl_to_reference, policy_probabilities, score_all, win_rate
+from policies.ope import (
+    Estimate,
+    LoggedDecisions,
+    OPEReport,
+    context_features,
+    doubly_robust,
+    evaluate,
+    fit_reward_model,
+    ips,
+    snips,
+)
+from policies.preference_data import (
+    DPOExample,
+    LoggedOutcome,
+    examples_from_preference_pairs,
+    pairs_from_action_values,
+    pairs_from_outcomes,
+)
+from policies.propensity import AllActionsMaskedError, action_probabilities, rng_for, sample_action
+from policies.recipes import Recipe, RecipeError, load_recipe
+from policies.rollout import (
+    ArmStats,
+    CanaryThresholds,
+    CanaryVerdict,
+    Change,
+    PolicyState,
+    Rollout,
+    RolloutError,
+    Route,
+    canary_verdict,
+    check_transition,
+    ope_gate,
+    plan_rollback,
+    plan_transition,
+    route,
+)
+from policies.simulator import TEAMS, Outcome, Ticket, TicketSimulator
+from policies.training import Lineage, LoraSpec, TrainingResult
+
+__all__ = [
+    "BUILTIN_DIR",
+    "TEAMS",
+    "ActionDecision",
+    "ActionPolicy",
+    "ActionSpec",
+    "AllActionsMaskedError",
+    "ArmStats",
+    "BackendSpec",
+    "CanaryThresholds",
+    "CanaryVerdict",
+    "Change",
+    "DPOExample",
+    "DecisionType",
+    "DecisionTypeError",
+    "Estimate",
+    "Lineage",
+    "LoggedDecisions",
+    "LoggedOutcome",
+    "LoraSpec",
+    "OPEReport",
+    "OpenAICompatibleBackend",
+    "Outcome",
+    "PolicyBackend",
+    "PolicyState",
+    "Recipe",
+    "RecipeError",
+    "Rollout",
+    "RolloutError",
+    "Route",
+    "TextDraft",
+    "TextPolicy",
+    "Ticket",
+    "TicketSimulator",
+    "TrainingResult",
+    "TransformersBackend",
+    "action_probabilities",
+    "canary_verdict",
+    "check_transition",
+    "context_features",
+    "doubly_robust",
+    "evaluate",
+    "examples_from_preference_pairs",
+    "fit_reward_model",
+    "greedy_accuracy",
+    "ips",
+    "kl_to_reference",
+    "load_backend",
+    "load_decision_type",
+    "load_decision_types",
+    "load_recipe",
+    "ope_gate",
+    "pairs_from_action_values",
+    "pairs_from_outcomes",
+    "plan_rollback",
+    "plan_transition",
+    "policy_probabilities",
+    "rng_for",
+    "route",
+    "sample_action",
+    "score_all",
+    "snips",
+    "win_rate",
+]

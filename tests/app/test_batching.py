@@ -1,0 +1,82 @@
+"""Micro-batching: concurrent submissions share calls; each caller gets its own result or error."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from app.services.batching import MicroBatcher
+
+
+def test_concurrent_items_are_batched_and_results_routed():
+    calls: list[list[int]] = []
+
+    def fn(xs):
+        calls.append(list(xs))
+        time.sleep(0.05)  # while this runs, the other callers queue up
+        return [x * 10 for x in xs]
+
+    batcher = MicroBatcher(fn, max_batch=8)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+
+    results = asyncio.run(main())
+    assert results == [i * 10 for i in range(20)]
+    assert sum(len(c) for c in calls) == 20 and max(len(c) for c in calls) <= 8
+    assert len(calls) < 20 and batcher.stats.mean_batch > 1
+
+
+def test_failing_batch_fails_its_callers_only():
+    def fn(xs):
+        if 3 in xs:
+            raise ValueError("bad item")
+        return xs
+
+    batcher = MicroBatcher(fn, max_batch=1)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(5)), return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert out[:3] == [0, 1, 2] and isinstance(out[3], ValueError) and out[4] == 4
+
+
+def test_wrong_result_count_is_an_error():
+    batcher = MicroBatcher(lambda xs: [1], max_batch=4, max_wait_s=0.01)
+
+    async def main():
+        return await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+def test_one_batch_at_a_time():
+    active, peak = 0, 0
+    lock = threading.Lock()
+
+    def fn(xs):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.01)
+        with lock:
+            active -= 1
+        return xs
+
+    batcher = MicroBatcher(fn, max_batch=2)
+
+    async def main():
+        await asyncio.gather(*(batcher.submit(i) for i in range(10)))
+
+    asyncio.run(main())
+    assert peak == 1
+
+
+def test_max_batch_validated():
+    with pytest.raises(ValueError):
+        MicroBatcher(lambda xs: xs, max_batch=0)

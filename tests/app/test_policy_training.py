@@ -1,0 +1,101 @@
+"""`arbiter train dpo|rl` on a tiny model: candidate PolicyVersion with lineage, audited, registered once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from sqlmodel import Session, select
+
+from app.db import session_scope
+from app.models import AuditEntry, Decision, Outcome, PolicyVersion, RewardModelVersion
+
+TICKET = {"subject": "Parcel lost", "body": "My parcel never arrived.", "customer": {"tier": "standard"}}
+
+
+@pytest.fixture
+def tiny_base(tmp_path, tiny_causal_lm):
+    model, tokenizer = tiny_causal_lm
+    path = tmp_path / "tiny-base"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _recipe(tmp_path, base, method="dpo", decision_type="content", **training):
+    spec = {"method": method, "decision_type": decision_type, "base_model": str(base),
+            "lora": {"r": 4, "alpha": 8},
+            "training": {"per_device_train_batch_size": 2, "logging_steps": 1, "save_strategy": "no", **training},
+            "data": {"assume_single_correct": True}}
+    path = tmp_path / f"{method}-{decision_type}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _pairs(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"Question {i}?", "chosen": "A kind, useful answer.", "rejected": "Go away."} for i in range(6)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_train_dpo_registers_a_candidate_once(run_cli, engine, tmp_path, tiny_base):
+    args = ["train", "dpo", "--recipe", _recipe(tmp_path, tiny_base), "--data", _pairs(tmp_path), "--max-steps", 2, "--json"]
+    out = _json(run_cli(*args))
+    assert out["state"] == "candidate" and not out["skipped"]
+    assert out["lineage"]["method"] == "dpo" and out["lineage"]["base_model"] == str(tiny_base)
+    with Session(engine) as s:
+        row = s.get(PolicyVersion, out["policy_id"])
+        assert row.decision_type == "content" and row.hyperparams["method"] == "dpo"
+        assert Path(row.artifact_path).is_dir() and row.artifact_path == out["artifact_path"]
+        [entry] = s.exec(select(AuditEntry).where(AuditEntry.action == "policy.registered",
+                                                   AuditEntry.subject_id == row.id)).all()
+        assert entry.details["lineage"]["data_hash"] == out["lineage"]["data_hash"]
+    again = _json(run_cli(*args))
+    assert again["policy_id"] == out["policy_id"] and again["skipped"]
+
+
+def test_train_dpo_from_logged_outcomes(run_cli, engine, tmp_path, tiny_base):
+    with session_scope(engine) as s:
+        for action, reward in [("shipping", 0.95), ("billing", 0.05)]:
+            d = Decision(decision_type="ticket-routing", context=TICKET, action=action, proposed_action=action,
+                         propensity=0.3, request_hash=f"h-{action}")
+            s.add(d)
+            s.flush()
+            s.add(Outcome(decision_id=d.id, reward=reward))
+    recipe = _recipe(tmp_path, tiny_base, decision_type="ticket-routing")
+    out = _json(run_cli("train", "dpo", "--recipe", recipe, "--from-outcomes", "--max-steps", 1, "--json"))
+    manifest = json.loads((Path(out["artifact_path"]) / "manifest.json").read_text())
+    assert manifest["pairs"] == 5  # shipping was rewarded; the five other teams are the rejected answers
+    bad = run_cli("train", "dpo", "--recipe", recipe, "--json")
+    assert bad.exit_code == 2 and "exactly one data source" in bad.stdout
+
+
+def test_train_rl_against_a_registered_reward_model(run_cli, engine, tmp_path, tiny_base, tiny_causal_lm):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    _, tokenizer = tiny_causal_lm
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    rm_dir = tmp_path / "tiny-rm"
+    LlamaForSequenceClassification(config).save_pretrained(rm_dir)
+    tokenizer.save_pretrained(rm_dir)
+    with session_scope(engine) as s:
+        rm = RewardModelVersion(name="tiny-rm", base_model="tiny", artifact_path=str(rm_dir), status="active")
+        s.add(rm)
+        s.flush()
+        rm_id = rm.id
+    recipe = _recipe(tmp_path, tiny_base, method="grpo", num_generations=2, max_completion_length=6, beta=0.1)
+    out = _json(run_cli("train", "rl", "--recipe", recipe, "--data", _pairs(tmp_path), "--max-steps", 1, "--json"))
+    assert out["lineage"]["method"] == "grpo" and out["lineage"]["reward_model_id"] == rm_id
+    with Session(engine) as s:
+        assert s.get(PolicyVersion, out["policy_id"]).reward_model_id == rm_id

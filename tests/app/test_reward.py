@@ -1,0 +1,130 @@
+"""Reward models through the CLI and the store: train -> register (+audit) -> eval -> list -> activate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlmodel import select
+
+from app.db import session_scope
+from app.models import AuditEntry, Candidate, Comparison, DatasetSnapshot, Label, RewardModelVersion, Task
+from app.services import reward
+from reward_models import SnapshotRules, read_snapshot, write_pairs
+from tests.reward_models.tiny import save_tiny_decoder, toy_pairs
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return save_tiny_decoder(tmp_path_factory.mktemp("tiny-rm"))
+
+
+@pytest.fixture
+def recipe(tmp_path, tiny_model):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        f"model_name_or_path: {tiny_model}\nmax_length: 32\nmax_response_tokens: 8\nmax_steps: 3\n"
+        "per_device_train_batch_size: 4\nlearning_rate: 1.0e-2\nsave_steps: 2\ndisable_tqdm: true\n"
+    )
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    write_pairs(path, toy_pairs(24), "hh")
+    return path
+
+
+def last_json(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def actions(engine) -> list[str]:
+    with session_scope(engine) as s:
+        return [e.action for e in s.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()]
+
+
+def test_train_registers_audits_and_a_rerun_registers_nothing_new(run_cli, engine, recipe, data):
+    out = last_json(run_cli("train", "reward", "--data", data, "--recipe", recipe, "--validation-fraction", "0.25", "--json"))
+    assert out["validation"]["n"] > 0 and 0 <= out["validation"]["accuracy"] <= 1
+    assert out["temperature"] > 0 and {"ece_before", "ece_after"} <= set(out["calibration"])
+    with session_scope(engine) as s:
+        row = s.get(RewardModelVersion, out["model_id"])
+        snap = s.get(DatasetSnapshot, row.snapshot_id)
+        assert row.status == "registered" and row.snapshot_hash == snap.content_hash
+        assert row.metrics["validation_accuracy"] == out["validation"]["accuracy"]
+        assert read_snapshot(snap.path).n_pairs == snap.n_pairs == 24
+    assert actions(engine) == ["snapshot.created", "reward_model.registered"]
+
+    again = last_json(run_cli("train", "reward", "--data", data, "--recipe", recipe, "--validation-fraction", "0.25", "--json"))
+    assert again["model_id"] == out["model_id"]
+    assert actions(engine) == ["snapshot.created", "reward_model.registered"]
+
+    # The snapshot id works as input too; a changed recipe value is a new run and a new model.
+    other = last_json(run_cli("train", "reward", "--snapshot", snap.id, "--recipe", recipe, "--set", "learning_rate=5e-3", "--json"))
+    assert other["model_id"] != out["model_id"] and other["snapshot_id"] == snap.id
+
+
+def test_eval_list_and_activate(run_cli, engine, recipe, data, tiny_model):
+    model_id = last_json(run_cli("train", "reward", "--data", data, "--recipe", recipe, "--json"))["model_id"]
+    report = last_json(run_cli("eval", "reward", "--model", model_id, "--data", data, "--json"))
+    assert report["model_id"] == model_id and report["n"] == 24
+    assert {"accuracy", "ece", "length_correlation", "longer_response_accuracy"} <= set(report)
+    by_path = last_json(run_cli("eval", "reward", "--model", tiny_model, "--data", data, "--limit", "5", "--json"))
+    assert by_path["model_id"] is None and by_path["n"] == 5
+
+    listed = last_json(run_cli("models", "list", "--json"))
+    assert listed["count"] == 1 and listed["models"][0]["id"] == model_id
+    assert last_json(run_cli("models", "activate", model_id, "--json"))["status"] == "active"
+    assert [m["id"] for m in last_json(run_cli("models", "list", "--status", "active", "--json"))["models"]] == [model_id]
+    assert actions(engine)[-1] == "reward_model.activated"
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--recipe", "RECIPE"], "error"),  # neither --snapshot, --data nor --from-labels
+        (["--snapshot", "nope", "--recipe", "RECIPE"], "snapshot_not_found"),
+        (["--data", "DATA", "--recipe", "RECIPE", "--set", "no_such_key=1"], "bad_recipe"),
+        (["--data", "DATA", "--recipe", "RECIPE", "--ties", "sometimes"], "bad_snapshot_rules"),
+    ],
+)
+def test_bad_train_input_is_a_clear_error(run_cli, recipe, data, args, code):
+    args = [str(recipe) if a == "RECIPE" else str(data) if a == "DATA" else a for a in args]
+    result = run_cli("train", "reward", *args, "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1])["error"]["code"] == code
+
+
+def test_eval_of_an_unknown_model_is_a_clear_error(run_cli, data):
+    result = run_cli("eval", "reward", "--model", "no-such-model", "--data", data, "--json")
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "reward_model_not_found"
+
+
+def test_snapshot_from_store_labels_applies_the_rules(engine, settings):
+    """Human label beats the LLM judge on c0; c1 has only a low-confidence judge label."""
+    with session_scope(engine) as s:
+        comparisons = []
+        for i in range(2):
+            task = Task(prompt=[{"role": "user", "content": f"question {i}"}], content_hash=uuid.uuid4().hex)
+            s.add(task)
+            s.flush()
+            a, b = Candidate(task_id=task.id, content=f"good {i}", content_hash=f"g{i}"), Candidate(task_id=task.id, content=f"bad {i}", content_hash=f"b{i}")
+            s.add_all([a, b])
+            s.flush()
+            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex)
+            s.add(c)
+            s.flush()
+            comparisons.append(c.id)
+        s.add(Label(comparison_id=comparisons[0], choice="b", confidence=0.9, source="llm_judge", producer="gpt"))
+        s.add(Label(comparison_id=comparisons[0], choice="a", confidence=1.0, source="human", producer="ann"))
+        s.add(Label(comparison_id=comparisons[1], choice="a", confidence=0.3, source="llm_judge", producer="gpt"))
+    with session_scope(engine) as s:
+        row = reward.snapshot_from_labels(s, settings, SnapshotRules(min_confidence=0.5, validation_fraction=0.0), actor="test")
+        snap = read_snapshot(row.path)
+    assert row.n_pairs == 1 and snap.train[0].chosen == "good 0" and snap.train[0].source == "human"
+    assert snap.train[0].prompt == "question 0"
+    assert snap.dropped == {"low_confidence": 1, "overridden_by_precedence": 1}
