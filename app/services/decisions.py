@@ -39,7 +39,7 @@ from safety.pii import redact_pii
 from safety.verdict import Outcome as SafetyOutcome
 from safety.verdict import Verdict
 
-__all__ = ["decide", "record_outcome", "record_decision_metrics", "DecisionResult", "decision_text", "request_hash"]
+__all__ = ["DecisionResult", "decide", "decision_text", "record_decision_metrics", "record_outcome", "request_hash"]
 
 
 @dataclass
@@ -145,9 +145,12 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
             jobs = [loaded.batcher.submit(context)] + ([shadow_loaded.batcher.submit(context)] if shadow_loaded else [])
             scores = await asyncio.gather(*jobs)
             masked = verdict_in.masked_actions
-            proposal = loaded.policy.decide_from_scores(scores[0], masked=masked, key=decision_id)
+            # The draw is keyed by the idempotency key when there is one, so a replayed workload (the demo,
+            # a re-run job) makes the same choices; otherwise by the fresh decision id.
+            key = f"idem:{idempotency_key}" if idempotency_key else decision_id
+            proposal = loaded.policy.decide_from_scores(scores[0], masked=masked, key=key)
             if shadow_loaded:
-                shadow_proposal = shadow_loaded.policy.decide_from_scores(scores[1], masked=masked, key=decision_id)
+                shadow_proposal = shadow_loaded.policy.decide_from_scores(scores[1], masked=masked, key=key)
             verdict_out = await asyncio.to_thread(safety.check_output, decision_type, context=context, action=proposal.action,
                                                   actions=actions, input_text=text)
         else:

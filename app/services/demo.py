@@ -34,7 +34,6 @@ from tqdm import tqdm
 
 from app.auth import create_key
 from app.db import get_engine, session_scope, upgrade_schema
-from app.models import PolicyVersion
 from app.services.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
 from app.services.decisions import decide, record_outcome
 from app.services.outcome_labels import labels_from_outcomes
@@ -215,22 +214,17 @@ class Demo:
         from app.services.demo_report import reward_model_pairs
         from app.services.policy_training import train_dpo_job
 
-        pairs_file = self.dir / "dpo_pairs.jsonl"
-        pairs = reward_model_pairs(self, limit=self.options.dpo_pairs)
-        pairs_file.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-        version, _ = train_dpo_job(self.settings, self.engine, recipe_path=self.options.dpo_recipe, data=pairs_file,
-                                        max_steps=self.options.dpo_max_steps, actor=ACTOR)
-        with session_scope(self.engine) as s:
-            row = s.get(PolicyVersion, version.id)
-            row.reward_model_id, row.snapshot_id = self.reward_model_id, self.snapshot.id
-            s.add(row)
-            from app.audit import append_audit
-
-            append_audit(s, ACTOR, "policy.lineage_recorded", "policy", row.id,
-                         {"reward_model_id": self.reward_model_id, "snapshot_hash": self.snapshot.content_hash, "pairs": len(pairs)})
+        examples = reward_model_pairs(self, limit=self.options.dpo_pairs)
+        (self.dir / "dpo_pairs.jsonl").write_text("".join(json.dumps(e.as_row()) + "\n" for e in examples))  # to inspect
+        version, _ = train_dpo_job(self.settings, self.engine, recipe_path=self.options.dpo_recipe, examples=examples,
+                                   reward_model_id=self.reward_model_id,
+                                   lineage_snapshot=(self.snapshot.id, self.snapshot.content_hash),
+                                   max_steps=self.options.dpo_max_steps, actor=ACTOR)
         self.dpo_version = version
-        self.summary["dpo"] = {"policy_id": version.id, "pairs": len(pairs), "artifact": version.artifact_path}
-        self.say(f"      DPO policy {version.id[:8]} trained on {len(pairs)} pairs ranked by the reward model")
+        self.summary["dpo"] = {"policy_id": version.id, "pairs": len(examples), "artifact": version.artifact_path}
+        self.say(f"      DPO policy {version.id[:8]} trained on {len(examples)} pairs ranked by reward model "
+                 f"{self.reward_model_id[:8]} (chosen team right for {self.summary['reward_model']['pair_label_accuracy']:.0%}"
+                 f" of them), lineage: snapshot {self.snapshot.content_hash[:12]}")
 
     def run(self) -> dict[str, Any]:
         from app.services import demo_report

@@ -140,9 +140,11 @@ def _register(engine: Engine, result: TrainingResult, recipe: Recipe, base_name:
         return row
 
 
-def _dpo_examples(engine: Engine, dt: DecisionType, recipe: Recipe, render, *, data, snapshot_id, from_outcomes):
+def _dpo_examples(engine: Engine, dt: DecisionType, recipe: Recipe, render, *, data, snapshot_id, from_outcomes, examples):
     """(examples, snapshot row id, snapshot hash) from the one source given."""
-    source = _one_source(data=data, snapshot_id=snapshot_id, from_outcomes=from_outcomes)
+    source = _one_source(data=data, snapshot_id=snapshot_id, from_outcomes=from_outcomes, examples=examples)
+    if source == "examples":
+        return list(examples), None, None
     if source == "data":
         return examples_from_preference_pairs(_read_pair_file(data), render), None, None
     if source == "snapshot_id":
@@ -163,26 +165,37 @@ def _dpo_examples(engine: Engine, dt: DecisionType, recipe: Recipe, render, *, d
 
 
 def train_dpo_job(settings: Settings, engine: Engine, *, recipe_path: str | Path, data: str | Path | None = None,
-                  snapshot_id: str | None = None, from_outcomes: bool = False, max_steps: int | None = None,
+                  snapshot_id: str | None = None, from_outcomes: bool = False,
+                  examples: Sequence[DPOExample] | None = None, reward_model_id: str | None = None,
+                  lineage_snapshot: tuple[str, str] | None = None, max_steps: int | None = None,
                   actor: str = "cli", wrap_training: Wrap | None = None) -> tuple[PolicyVersion, TrainingResult]:
+    """Train a DPO policy from one data source and register it as a candidate.
+
+    ``examples`` are pairs a caller built already (prompts rendered with the base model's chat format), e.g.
+    actions ranked by a reward model with the base policy's log-likelihoods as reference log-probabilities; the
+    caller then names that ``reward_model_id`` and the ``lineage_snapshot`` (row id, content hash) it was
+    trained on, which are recorded as the policy's lineage.
+    """
     from policies.dpo import train_dpo
 
     recipe, dt = _recipe_and_type(recipe_path)
     base_dir, base_name = _base_model(recipe, settings)
     examples, snap_id, snap_hash = _dpo_examples(engine, dt, recipe, _renderer(base_dir), data=data,
-                                                 snapshot_id=snapshot_id, from_outcomes=from_outcomes)
+                                                 snapshot_id=snapshot_id, from_outcomes=from_outcomes, examples=examples)
+    if lineage_snapshot is not None:
+        snap_id, snap_hash = lineage_snapshot
     examples = examples[: int(recipe.data.get("max_pairs", len(examples)))]
     if not examples:
         raise InvalidInput("the data source gave no usable preference pairs", code="no_pairs")
     out = _run_dir(settings, "dpo", dt.name, [e.as_row() for e in examples], recipe)
-    lineage = Lineage(base_model=str(base_dir), decision_type=dt.name, snapshot_hash=snap_hash)
+    lineage = Lineage(base_model=str(base_dir), decision_type=dt.name, snapshot_hash=snap_hash, reward_model_id=reward_model_id)
     config = recipe.trainer_config(**({"max_steps": max_steps} if max_steps else {}))
 
     def run():
         return train_dpo(examples, base_model=base_dir, output_dir=out, lineage=lineage, config=config, lora=recipe.lora)
 
     result = wrap_training(run) if wrap_training else run()
-    return _register(engine, result, recipe, base_name, actor, snap_id, None), result
+    return _register(engine, result, recipe, base_name, actor, snap_id, reward_model_id), result
 
 
 def _rl_prompts(engine: Engine, dt: DecisionType, *, data, snapshot_id, from_decisions) -> tuple[list, str | None, str | None]:

@@ -99,3 +99,30 @@ def test_train_rl_against_a_registered_reward_model(run_cli, engine, tmp_path, t
     assert out["lineage"]["method"] == "grpo" and out["lineage"]["reward_model_id"] == rm_id
     with Session(engine) as s:
         assert s.get(PolicyVersion, out["policy_id"]).reward_model_id == rm_id
+
+
+def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, engine, tmp_path, tiny_base):
+    """Pairs ranked by a reward model, with reference log-probabilities: DPO runs no reference pass and the policy
+    names the reward model and snapshot it came from."""
+    from app.models import DatasetSnapshot
+    from app.services.policy_training import train_dpo_job
+    from policies.preference_data import DPOExample
+
+    with session_scope(engine) as s:
+        rm = RewardModelVersion(name="rm", base_model="tiny", artifact_path=str(tmp_path / "rm"), status="active")
+        snap = DatasetSnapshot(content_hash="c" * 64, path=str(tmp_path / "snap"), n_train=1, n_validation=0)
+        s.add(rm)
+        s.add(snap)
+        s.flush()
+        rm_id, snap_id = rm.id, snap.id
+    examples = [DPOExample(f"Ticket {i}: my parcel is late.\nTeam:", "shipping", "billing",
+                           ref_chosen_logp=-3.0, ref_rejected_logp=-2.5) for i in range(4)]
+    recipe = _recipe(tmp_path, tiny_base, decision_type="ticket-routing")
+    version, result = train_dpo_job(settings, engine, recipe_path=recipe, examples=examples, reward_model_id=rm_id,
+                                    lineage_snapshot=(snap_id, "c" * 64), max_steps=1, actor="test")
+    assert result.manifest["reference_logps"] == "given"  # DPO used the pairs' reference log-probabilities
+    assert result.manifest["lineage"]["reward_model_id"] == rm_id
+    with Session(engine) as s:
+        row = s.get(PolicyVersion, version.id)
+        assert row.reward_model_id == rm_id and row.snapshot_id == snap_id
+        assert row.metrics["lineage"]["snapshot_hash"] == "c" * 64
