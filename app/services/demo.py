@@ -164,7 +164,9 @@ class Demo:
         self.summary["labels"] = {"judged": report.labeled, "failed": report.failed, "cost_usd": report.cost_usd,
                                   "judges": {k: v for k, v in report.judges.items()}, "skipped": report.skipped_judges}
         with session_scope(self.engine) as s:
-            outcome_labels = labels_from_outcomes(s, self.routing, seed=self.options.seed, actor=ACTOR)
+            # One team is right for a ticket: a well-rewarded team beats every other team it could have gone to.
+            outcome_labels = labels_from_outcomes(s, self.routing, negatives=len(self.routing.action_ids),
+                                                  seed=self.options.seed, actor=ACTOR)
         self.summary["labels"]["from_outcomes"] = outcome_labels
         self.say(f"      {report.labeled} comparisons judged ({', '.join(report.judges) or 'no judge'}; "
                  f"skipped without keys: {', '.join(report.skipped_judges) or 'none'}), cost ${report.cost_usd:.4f}; "

@@ -2,8 +2,9 @@
 
 A logged decision whose outcome reward reached ``good`` says its action was right for that context;
 with one correct action per context (ticket routing), it is preferred to any other action. Each such
-decision becomes a comparison (logged action vs. one other allowed action, drawn with a seeded RNG)
-with a label of source ``outcome``. Decisions with low rewards say only what was wrong, and give no
+decision becomes comparisons (logged action vs. ``negatives`` other allowed actions, drawn without
+replacement with a seeded RNG; every other action when ``negatives`` is at least their number) with
+labels of source ``outcome``. Decisions with low rewards say only what was wrong, and give no
 pair here. Re-running adds nothing: comparisons and labels are keyed by content.
 """
 
@@ -27,11 +28,14 @@ def action_text(dt: DecisionType, action: str) -> str:
     return f"{spec.id}: {spec.description}" if spec.description else spec.id
 
 
-def labels_from_outcomes(session: Session, dt: DecisionType, *, good: float = 0.5, seed: int = 0, actor: str = "system") -> int:
+def labels_from_outcomes(session: Session, dt: DecisionType, *, good: float = 0.5, negatives: int = 1, seed: int = 0,
+                         actor: str = "system") -> int:
     """Add outcome labels for every rewarded decision of ``dt``; returns how many labels were added."""
     rows = session.exec(select(Decision, Outcome).join(Outcome, Outcome.decision_id == Decision.id)
                         .where(Decision.decision_type == dt.name, col(Outcome.reward).is_not(None),
                                col(Decision.action).is_not(None)).order_by(Decision.created_at)).all()
+    if negatives < 1:
+        raise ValueError(f"negatives must be >= 1, got {negatives}")
     rng = random.Random(seed)
     added = 0
     for decision, outcome in rows:
@@ -40,20 +44,20 @@ def labels_from_outcomes(session: Session, dt: DecisionType, *, good: float = 0.
         others = [a for a in dt.action_ids if a != decision.action and decision.action_probs.get(a, 0.0) > 0.0]
         if not others:
             continue
-        rejected = rng.choice(others)
         prompt = [{"role": "user", "content": "\n".join(str(v) for v in decision.context.values() if isinstance(v, str))}]
         task = get_or_create_task(session, prompt, kind="decision", decision_type=dt.name, context=decision.context, source="outcomes")
         a = get_or_create_candidate(session, task, action_text(dt, decision.action), f"decision:{decision.id}", decision.action)
-        b = get_or_create_candidate(session, task, action_text(dt, rejected), "outcome-negative", rejected)
-        comparison = add_comparison(session, task, a, b, source="outcomes")
-        if comparison is None:
-            continue
-        exists = session.exec(select(Label).where(Label.comparison_id == comparison.id, Label.source == "outcome")).first()
-        if exists is None:
-            session.add(Label(comparison_id=comparison.id, choice="a", confidence=1.0, source="outcome",
-                              producer=f"outcome:{decision.id}", rationale=f"reward {outcome.reward:.2f} for {decision.action}",
-                              details={"decision_id": decision.id, "reward": outcome.reward}))
-            added += 1
+        for rejected in rng.sample(others, min(negatives, len(others))):
+            b = get_or_create_candidate(session, task, action_text(dt, rejected), "outcome-negative", rejected)
+            comparison = add_comparison(session, task, a, b, source="outcomes")
+            if comparison is None:
+                continue
+            exists = session.exec(select(Label).where(Label.comparison_id == comparison.id, Label.source == "outcome")).first()
+            if exists is None:
+                session.add(Label(comparison_id=comparison.id, choice="a", confidence=1.0, source="outcome",
+                                  producer=f"outcome:{decision.id}", rationale=f"reward {outcome.reward:.2f} for {decision.action}",
+                                  details={"decision_id": decision.id, "reward": outcome.reward}))
+                added += 1
     session.flush()
     if added:
         append_audit(session, actor, "labels.ingested", "decision_type", dt.name, {"source": "outcome", "added": added})
