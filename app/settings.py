@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     argilla_api_key: str = Field("", description="Argilla API key of an owner/admin user.")
     argilla_workspace: str = Field("arbiter", description="Argilla workspace for Arbiter's datasets.")
     argilla_dataset: str = Field("arbiter-preferences", description="Argilla dataset for comparisons.")
+    argilla_review_dataset: str = Field("arbiter-review", description="Argilla dataset mirroring the trust-and-safety review queue (`arbiter review sync`).")
     argilla_webhook_secret: str = Field("", description="Standard Webhooks secret (whsec_...) of the Argilla webhook.")
     argilla_port: int = Field(6900, description="Port of the embedded Argilla server.")
     redis_url: str = Field("redis://127.0.0.1:6379/3", description="Redis used by the embedded Argilla server (a database of its own: its queue names are fixed).")
@@ -74,7 +75,9 @@ class Settings(BaseSettings):
     policy_epsilon: float = Field(0.05, description="Exploration floor mixed into action policies.")
     policy_base_url: str = Field("", description="OpenAI-compatible endpoint (vLLM, TGI, Ollama) serving the policy model.")
     policy_max_batch: int = Field(32, ge=1, le=1024, description="Most concurrent requests scored in one model call (dynamic micro-batching); 1 disables batching.")
+    canary_auto_rollback: bool = Field(True, description="Check a canary against the active policy after each of its outcomes and blocked decisions, and roll it back automatically when it is worse.")
     canary_min_decisions: int = Field(200, description="Decisions a canary needs before the automatic rollback check.")
+    canary_min_outcomes: int = Field(100, description="Outcomes a canary needs before its mean reward is compared.")
     canary_max_block_rate_delta: float = Field(0.05, description="Rollback when canary block rate exceeds active's by more.")
     canary_max_reward_drop: float = Field(0.05, description="Rollback when canary mean reward is lower than active's by more.")
 

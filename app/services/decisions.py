@@ -33,6 +33,7 @@ from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
+from policies.rollout import CanaryThresholds
 from policies.decision_types import DecisionType
 from safety.layer import SafetyLayer
 from safety.pii import redact_pii
@@ -107,7 +108,13 @@ def record_decision_metrics(decision: Decision, verdicts: list[Verdict], policy_
 
 
 async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, decision_type: str, context: dict,
-                 unit_id: str | None = None, idempotency_key: str | None = None, actor: str = "api") -> DecisionResult:
+                 unit_id: str | None = None, idempotency_key: str | None = None, actor: str = "api",
+                 canary: CanaryThresholds | None = None) -> DecisionResult:
+    """Validate, propose (serving and shadow policy), apply the safety layer, log; see the module docstring.
+
+    With ``canary`` thresholds, a blocked or escalated decision of a canary policy runs the automatic canary
+    check (``app.services.policies.check_canary``), which may roll the canary back.
+    """
     started = time.perf_counter()
     dt = runtime.decision_type(decision_type)
     if dt is None:
@@ -202,10 +209,22 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
                     return replay
         raise
     record_decision_metrics(decision, [v for v in (verdict_in, verdict_out) if v], serving.name)
+    if canary is not None and serving.state == "canary" and not deliverable:
+        _check_canary(engine, decision_type, canary)
     return DecisionResult(decision, review_id)
 
 
-def record_outcome(session: Session, decision_id: str, reward: float | None, feedback: dict, actor: str) -> Outcome:
+def _check_canary(engine: Engine, decision_type: str, thresholds: CanaryThresholds) -> None:
+    from app.services.policies import check_canary
+
+    with session_scope(engine) as session:
+        check_canary(session, decision_type, thresholds=thresholds)
+
+
+def record_outcome(session: Session, decision_id: str, reward: float | None, feedback: dict, actor: str,
+                   canary: CanaryThresholds | None = None) -> Outcome:
+    """Record what happened after a decision. With ``canary`` thresholds, an outcome of a canary policy's decision
+    runs the automatic canary check in the same transaction (a rollback is audited with it)."""
     decision = session.get(Decision, decision_id)
     if decision is None:
         raise NotFound(f"no decision {decision_id!r}")
@@ -215,4 +234,8 @@ def record_outcome(session: Session, decision_id: str, reward: float | None, fee
     if reward is not None:
         version = session.get(PolicyVersion, decision.policy_version_id) if decision.policy_version_id else None
         DECISION_REWARD.labels(decision.decision_type, version.name if version else "none").observe(reward)
+        if canary is not None and version is not None and version.state == "canary":
+            from app.services.policies import check_canary
+
+            check_canary(session, decision.decision_type, thresholds=canary)
     return outcome

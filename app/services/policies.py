@@ -40,7 +40,7 @@ from policies.rollout import (
     plan_transition,
 )
 
-__all__ = ["change_state", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
+__all__ = ["canary_thresholds", "change_state", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
            "promote", "rollback"]
 
 PolicyLoader = Callable[[PolicyVersion], ActionPolicy]
@@ -229,6 +229,15 @@ def _arm(session: Session, version_id: str) -> ArmStats:
                             .join(Decision, Decision.id == Outcome.decision_id)
                             .where(Decision.policy_version_id == version_id, col(Outcome.reward).is_not(None))).one()
     return ArmStats(int(decisions), int(blocks), int(outcomes[0]), float(outcomes[1]))
+
+
+def canary_thresholds(settings: Settings) -> CanaryThresholds | None:
+    """The automatic rollback rule configured in ``settings``; None when automatic rollback is off."""
+    if not settings.canary_auto_rollback:
+        return None
+    return CanaryThresholds(min_decisions=settings.canary_min_decisions, min_outcomes=settings.canary_min_outcomes,
+                            max_block_rate_increase=settings.canary_max_block_rate_delta,
+                            max_reward_drop=settings.canary_max_reward_drop)
 
 
 def check_canary(session: Session, decision_type: str, *, thresholds: CanaryThresholds | None = None,

@@ -177,3 +177,82 @@ def test_shadow_policy_never_reaches_a_response(app, settings, engine, auth):
     with Session(engine) as s:
         rows = s.exec(select(Decision)).all()
     assert len(rows) == 5 and all(r.shadow_action == "legal" and r.shadow_policy_version_id == shadow for r in rows)
+
+
+def test_outcomes_posted_to_the_api_roll_a_worse_canary_back(settings, engine, make_key):
+    """No operator runs `check-canary`: the outcome that tips the canary's mean reward below the rule rolls it back."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+
+    strict = settings.model_copy(update={"canary_min_decisions": 20, "canary_min_outcomes": 20})
+    active = _version(engine, "active", 1.0)
+    canary = _version(engine, "canary", 0.1)
+    _log(engine, active, 60, 0.9)
+    _log(engine, canary, 30, None)
+    with Session(engine) as s:
+        pending = [d.id for d in s.exec(select(Decision).where(Decision.policy_version_id == canary)).all()]
+    headers = {"Authorization": f"Bearer {make_key('app')}"}
+    with TestClient(create_app(strict)) as client:
+        states = []
+        for i, decision_id in enumerate(pending):
+            r = client.post(f"/v1/decisions/{decision_id}/outcome", json={"reward": 0.2, "feedback": {}}, headers=headers)
+            assert r.status_code == 201, r.text
+            with Session(engine) as s:
+                states.append(s.get(PolicyVersion, canary).state)
+    # Still serving until the canary has min_outcomes outcomes, rolled back by the one that reaches it.
+    assert states[:19] == ["canary"] * 19 and states[19] == "candidate" and set(states[19:]) == {"candidate"}
+    entry = _audit(engine, "policy.rolled_back")[-1]
+    assert entry.actor == "system:canary-gate" and entry.subject_id == canary
+
+
+def test_automatic_canary_rollback_can_be_switched_off(settings):
+    from app.services.policies import canary_thresholds
+
+    assert canary_thresholds(settings).min_outcomes == settings.canary_min_outcomes
+    assert canary_thresholds(settings.model_copy(update={"canary_auto_rollback": False})) is None
+
+
+def test_blocked_decisions_of_a_canary_roll_it_back(settings, engine, make_key):
+    """The canary always picks billing for a 5,000 refund (escalated by the shipped rule set); the active policy
+    picks technical. Once the canary has min_decisions, its escalation rate rolls it back with no operator."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+    from app.services.policy_runtime import PolicyRuntime
+    from app.services.serving import Serving, build_safety_layer, prepare_store
+
+    strict = settings.model_copy(update={"canary_min_decisions": 5})
+    favourites = {}
+    runtime = PolicyRuntime(strict, backend_factory=lambda v: FixedBackend(favourites[v.id]))
+    serving = Serving(runtime, build_safety_layer(strict))
+    prepare_store(engine, serving)
+    with session_scope(engine) as s:
+        base = s.exec(select(PolicyVersion).where(PolicyVersion.state == "active",
+                                                  PolicyVersion.decision_type == "ticket-routing")).one()
+        base.hyperparams = {"epsilon": 0.0}
+        s.add(base)
+        favourites[base.id] = base_id = base.id
+        favourites[base_id] = "technical"
+    canary = _version(engine, "candidate", favourite="billing")
+    favourites[canary] = "billing"
+    with session_scope(engine) as s:
+        svc.change_state(s, canary, "canary", actor="test", percent=50)
+    _log(engine, base_id, 20, None)  # the active policy's record so far: 20 decisions, none blocked
+    app = create_app(strict)
+    app.state.serving = serving
+    refund = {**TICKET, "refund_amount": 5000}
+    verdicts = []
+    with TestClient(app) as client:
+        for i in range(60):
+            body = client.post("/v1/decisions/ticket-routing", json={"context": refund, "unit_id": f"u{i}"},
+                               headers={"Authorization": f"Bearer {make_key('app')}"}).json()
+            verdicts.append((body["policy_version_id"], body["safety"]["verdict"]))
+    escalated = [v for v in verdicts if v == (canary, "escalate")]
+    assert len(escalated) == 5  # the fifth escalation reached min_decisions and rolled the canary back
+    last = max(i for i, v in enumerate(verdicts) if v == (canary, "escalate"))
+    after = verdicts[last + 1:]
+    assert after and all(p == base_id for p, _ in after), (base_id, canary, verdicts)  # only the active serves after
+    with Session(engine) as s:
+        assert s.get(PolicyVersion, canary).state == "candidate"
+    assert _audit(engine, "policy.rolled_back")[-1].actor == "system:canary-gate"

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Optional
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
-from app.api.deps import EngineDep, ServingDep, SessionDep, require_roles
+from app.api.deps import EngineDep, ServingDep, SessionDep, SettingsDep, require_roles
 from app.models import ApiKey, Decision
 from app.errors import NotFound
 from app.services.decisions import decide, record_outcome
+from app.services.policies import canary_thresholds
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 AppKey = Annotated[ApiKey, Depends(require_roles("admin", "app"))]
@@ -58,9 +59,10 @@ class OutcomeOut(BaseModel):
 
 @router.post("/{decision_type}", response_model=DecisionOut)
 async def post_decision(decision_type: str, body: DecisionRequest, response: Response, engine: EngineDep, serving: ServingDep,
-                        key: AppKey, idempotency_key: Annotated[Optional[str], Header(max_length=200)] = None) -> dict:
+                        settings: SettingsDep, key: AppKey,
+                        idempotency_key: Annotated[Optional[str], Header(max_length=200)] = None) -> dict:
     result = await decide(engine, serving.runtime, serving.safety, decision_type, body.context, unit_id=body.unit_id,
-                          idempotency_key=idempotency_key, actor=f"key:{key.id}")
+                          idempotency_key=idempotency_key, actor=f"key:{key.id}", canary=canary_thresholds(settings))
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return result.public()
@@ -80,7 +82,8 @@ def get_decision(decision_id: str, session: SessionDep, _: Annotated[ApiKey, Dep
 
 
 @router.post("/{decision_id}/outcome", response_model=OutcomeOut, status_code=201)
-def post_outcome(decision_id: str, body: OutcomeIn, session: SessionDep, key: AppKey) -> OutcomeOut:
-    outcome = record_outcome(session, decision_id, body.reward, body.feedback, actor=f"key:{key.id}")
+def post_outcome(decision_id: str, body: OutcomeIn, session: SessionDep, settings: SettingsDep, key: AppKey) -> OutcomeOut:
+    outcome = record_outcome(session, decision_id, body.reward, body.feedback, actor=f"key:{key.id}",
+                             canary=canary_thresholds(settings))
     session.commit()
     return OutcomeOut(id=outcome.id, decision_id=outcome.decision_id, reward=outcome.reward, feedback=outcome.feedback)
