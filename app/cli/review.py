@@ -1,4 +1,4 @@
-"""`arbiter review list | show | decide | export-moderation | retrain-harm-classifier`."""
+"""`arbiter review list | show | decide | sync | export-moderation | retrain-harm-classifier`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from app.cli.common import JsonOpt, cli_context, emit, handle_errors
 from app.db import session_scope
 from app.models import ReviewItem
 from app.services import review
+from app.services.argilla_sync import argilla_connection, open_client
+from app.services.review_sync import review_dataset_spec, sync_review
 
 
 def _line(item: ReviewItem) -> str:
@@ -95,6 +97,35 @@ def review_decide(
 
 
 @handle_errors
+def review_sync(
+    dataset: str | None = typer.Option(None, help="Argilla dataset (default ARBITER_ARGILLA_REVIEW_DATASET)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Mirror the queue to Argilla: answers submitted there become verdicts, then pending items are
+    pushed and records of items decided elsewhere are closed. Safe to run again (e.g. every minute)."""
+    settings, engine = cli_context()
+    client = open_client(argilla_connection(settings))
+    report = sync_review(engine, client, review_dataset_spec(settings, dataset), actor="cli:review.sync",
+                         decision_types=review.decision_types_for(settings))
+    pulled, pushed = report.pulled, report.pushed
+
+    def text() -> str:
+        problems = [*pulled.already_decided, *pulled.invalid, *pulled.unknown_items, *pulled.errors]
+        pull_line = (
+            f"pulled {pulled.responses} answer(s): {pulled.applied} verdict(s) recorded "
+            f"({pulled.comparisons} preference pair(s)), {pulled.unchanged} unchanged, {pulled.discarded} discarded, "
+            f"{len(pulled.already_decided)} already decided, {len(pulled.invalid)} invalid"
+        )
+        push_line = (
+            f"pushed {pushed.pushed} of {pushed.pending} pending item(s) ({pushed.already_present} already there), "
+            f"closed {pushed.closed} decided record(s) -> {pushed.dataset}"
+        )
+        return "\n".join([pull_line, push_line, *(f"  ! {p}" for p in problems)])
+
+    emit(report.to_dict(), as_json, text)
+
+
+@handle_errors
 def review_export_moderation(
     path: Path = typer.Argument(..., help="JSONL file to write."), as_json: bool = JsonOpt
 ) -> None:
@@ -131,5 +162,6 @@ def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group.command("list")(review_list)
     group.command("show")(review_show)
     group.command("decide")(review_decide)
+    group.command("sync")(review_sync)
     group.command("export-moderation")(review_export_moderation)
     group.command("retrain-harm-classifier")(review_retrain)

@@ -8,6 +8,8 @@
   Argilla username. A newer response updates the label in place; an older or identical one
   changes nothing (so webhook retries and out-of-order deliveries are harmless). Discarded
   records become labels with choice "discarded"; drafts are not labels.
+- `ingest_webhook` also receives the answers to the review dataset (one webhook serves every
+  dataset) and hands them to `review_sync`.
 - Connection and embedded-server configuration from `Settings`.
 
 Where Argilla is: `ARBITER_ARGILLA_API_URL` + `ARBITER_ARGILLA_API_KEY`, or else the embedded
@@ -44,6 +46,7 @@ from labeling.argilla import (
     InvalidWebhook,
     JudgeSuggestion,
     PushItem,
+    event_dataset,
     parse_response_event,
     verify_delivery,
 )
@@ -54,6 +57,7 @@ __all__ = [
     "PullReport",
     "PushReport",
     "argilla_connection",
+    "argilla_error",
     "dataset_spec",
     "embedded_config",
     "ingest_webhook",
@@ -108,7 +112,8 @@ def dataset_spec(settings: Settings, name: str | None = None, min_submitted: int
                        min_submitted=min_submitted)
 
 
-def _client_errors(exc: ArgillaClientError) -> ArbiterError:
+def argilla_error(exc: ArgillaClientError) -> ArbiterError:
+    """The Arbiter error (code and HTTP status) for a failure of the Argilla client."""
     if isinstance(exc, ArgillaUnavailable):
         return Unavailable(str(exc), code="argilla_unavailable")
     if isinstance(exc, ArgillaAuthError):
@@ -120,7 +125,7 @@ def open_client(connection: ArgillaConnection) -> ArgillaClient:
     try:
         return ArgillaClient(connection)
     except ArgillaClientError as exc:
-        raise _client_errors(exc) from exc
+        raise argilla_error(exc) from exc
 
 
 def _secret_file(settings: Settings) -> Path:
@@ -275,7 +280,7 @@ def push_comparisons(
     try:
         result = client.push(spec, items, batch_size=batch_size, on_confirmed=record_confirmed)
     except ArgillaClientError as exc:
-        raise _client_errors(exc) from exc
+        raise argilla_error(exc) from exc
     report.pushed, report.already_present = len(result.pushed), len(result.already_present)
     return report
 
@@ -363,7 +368,7 @@ def pull_labels(engine: Engine, client: ArgillaClient, spec: DatasetSpec, actor:
     try:
         pulled = client.pull(spec)
     except ArgillaClientError as exc:
-        raise _client_errors(exc) from exc
+        raise argilla_error(exc) from exc
     report = PullReport(dataset=spec.name, errors=list(pulled.errors))
     with session_scope(engine) as session:
         upsert_human_labels(session, spec.name, pulled.responses, actor, report)
@@ -378,6 +383,11 @@ def ingest_webhook(session: Session, settings: Settings, body: bytes, headers: d
         raise ArbiterError(str(exc), code="invalid_signature", status=401) from exc
     if event.type not in ("response.created", "response.updated"):
         return {"status": "ignored", "event": event.type}
+    if event_dataset(event) == settings.argilla_review_dataset:
+        # Imported here: review_sync builds on this module.
+        from app.services.review_sync import ingest_review_event
+
+        return ingest_review_event(session, settings, event)
     try:
         dataset, response = parse_response_event(event)
     except InvalidWebhook as exc:
@@ -398,6 +408,6 @@ def register_webhook(settings: Settings, client: ArgillaClient, url: str) -> Pat
     try:
         secret = client.ensure_webhook(url)
     except ArgillaClientError as exc:
-        raise _client_errors(exc) from exc
+        raise argilla_error(exc) from exc
     return store_webhook_secret(settings, secret)
 

@@ -13,7 +13,8 @@ A reviewer approves, rejects or edits an item, with a category and a note. The v
   is a "safe" example, a rejected or edited one with a harm category an example of that category
   (`moderation_examples`, `retrain_harm_classifier`).
 
-What it does not do: create review items (the decision path does), or mirror them to Argilla.
+What it does not do: create review items (the decision path does), or mirror them to Argilla
+(`review_sync` does, and records Argilla answers through `decide`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 - `schema`: the preference dataset's shape and the values crossing the boundary.
 - `client`: push / pull with the official `argilla` SDK (v2).
+- `review_schema`, `review_queue`: the trust-and-safety review queue's dataset (one record per
+  review item, a verdict / category / note / corrected-output per response).
 - `webhooks`: verify and read Argilla's Standard Webhooks deliveries.
 - `server`: start / stop the embedded argilla-server (own virtual environment, no Elasticsearch).
 - `testing`: one live embedded server per test session (for tests that need it).
@@ -18,6 +20,16 @@ from labeling.argilla.client import (
     ArgillaUnavailable,
     PullResult,
     PushResult,
+)
+from labeling.argilla.review_queue import ReviewPullResult, ReviewQueue, ReviewRecordState
+from labeling.argilla.review_schema import (
+    REVIEW_VERDICTS,
+    ReviewAnswer,
+    ReviewDatasetSpec,
+    ReviewRecord,
+    ReviewResponse,
+    render_context,
+    render_reasons,
 )
 from labeling.argilla.schema import (
     PREFERENCE_LABELS,
@@ -41,13 +53,16 @@ from labeling.argilla.webhooks import (
     RESPONSE_EVENTS,
     InvalidWebhook,
     WebhookEvent,
+    event_dataset,
     parse_response_event,
+    parse_review_response_event,
     verify_delivery,
 )
 
 __all__ = [
     "PREFERENCE_LABELS",
     "RESPONSE_EVENTS",
+    "REVIEW_VERDICTS",
     "SAFETY_FLAGS",
     "ArgillaAuthError",
     "ArgillaClient",
@@ -65,10 +80,21 @@ __all__ = [
     "PullResult",
     "PushItem",
     "PushResult",
+    "ReviewAnswer",
+    "ReviewDatasetSpec",
+    "ReviewPullResult",
+    "ReviewQueue",
+    "ReviewRecord",
+    "ReviewRecordState",
+    "ReviewResponse",
     "WebhookEvent",
     "embedded_status",
+    "event_dataset",
     "free_port",
     "parse_response_event",
+    "parse_review_response_event",
+    "render_context",
+    "render_reasons",
     "start_embedded",
     "stop_embedded",
     "verify_delivery",

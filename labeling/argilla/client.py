@@ -10,7 +10,10 @@
 - `pull(spec)`: every annotator's current response per comparison, with the annotator's username
   and the time of the last change.
 
-Failures are mapped in one place (`_errors`) to `ArgillaUnavailable` (cannot connect),
+`find_dataset`, `records_json`, `sdk` and `sdk_errors` are the building blocks the review dataset
+(`review_queue`) shares with it.
+
+Failures are mapped in one place (`sdk_errors`) to `ArgillaUnavailable` (cannot connect),
 `ArgillaAuthError` (401/403) and `ArgillaClientError` (anything else the server refused).
 
 Responses are read through the SDK's own authenticated HTTP client on the records endpoint,
@@ -34,6 +37,7 @@ from argilla._exceptions import ArgillaAPIError, ArgillaError
 from argilla._exceptions._client import ArgillaCredentialsError
 from tqdm import tqdm
 
+from labeling.argilla.review_schema import ReviewDatasetSpec
 from labeling.argilla.schema import (
     DatasetSpec,
     HumanResponse,
@@ -52,6 +56,7 @@ __all__ = [
     "ArgillaUnavailable",
     "PullResult",
     "PushResult",
+    "sdk_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,7 +117,7 @@ class PullResult:
 
 
 @contextlib.contextmanager
-def _errors(action: str) -> Iterator[None]:
+def sdk_errors(action: str) -> Iterator[None]:
     """Map SDK and transport errors to this module's exceptions, with what we were doing."""
     try:
         yield
@@ -140,7 +145,7 @@ class ArgillaClient:
 
     def __init__(self, connection: ArgillaConnection):
         self.connection = connection
-        with _errors("connect"):
+        with sdk_errors("connect"):
             self._client = rg.Argilla(
                 api_url=connection.api_url,
                 api_key=connection.api_key,
@@ -148,10 +153,16 @@ class ArgillaClient:
                 retries=connection.retries,
             )
 
+    @property
+    def sdk(self) -> rg.Argilla:
+        """The SDK client itself, for the other datasets' modules (`review_queue`)."""
+        return self._client
+
     # ------------------------------------------------------------------ datasets
 
-    def _dataset(self, spec: DatasetSpec) -> rg.Dataset | None:
-        with _errors(f"look up dataset {spec.name!r}"), warnings.catch_warnings():
+    def find_dataset(self, spec: DatasetSpec | ReviewDatasetSpec) -> rg.Dataset | None:
+        """The dataset `spec.name` in `spec.workspace`, or None; a missing workspace is an error."""
+        with sdk_errors(f"look up dataset {spec.name!r}"), warnings.catch_warnings():
             # The SDK warns when a name is not found; here that is an expected answer.
             warnings.simplefilter("ignore", UserWarning)
             if self._client.workspaces(name=spec.workspace) is None:
@@ -164,9 +175,9 @@ class ArgillaClient:
         An existing dataset is reused as it is (its task distribution is not changed); it must
         have the fields and the preference question.
         """
-        dataset = self._dataset(spec)
+        dataset = self.find_dataset(spec)
         if dataset is None:
-            with _errors(f"create dataset {spec.name!r}"):
+            with sdk_errors(f"create dataset {spec.name!r}"):
                 dataset = rg.Dataset(
                     name=spec.name, workspace=spec.workspace, settings=build_settings(spec), client=self._client
                 ).create()
@@ -176,7 +187,7 @@ class ArgillaClient:
             raise ArgillaClientError(f"dataset {spec.name!r} is not a preference dataset: {', '.join(problems)}")
         return dataset
 
-    def _raw_records(self, dataset: rg.Dataset, include_responses: bool) -> Iterator[dict[str, Any]]:
+    def records_json(self, dataset: rg.Dataset, include_responses: bool) -> Iterator[dict[str, Any]]:
         """Every record of the dataset as the API returns it (JSON), page by page."""
         http = self._client.api.http_client
         offset = 0
@@ -184,7 +195,7 @@ class ArgillaClient:
             params: dict[str, Any] = {"offset": offset, "limit": _PAGE}
             if include_responses:
                 params["include"] = "responses"
-            with _errors(f"list records of {dataset.name!r}"):
+            with sdk_errors(f"list records of {dataset.name!r}"):
                 response = http.get(f"/api/v1/datasets/{dataset.id}/records", params=params)
                 response.raise_for_status()
             items = response.json()["items"]
@@ -195,7 +206,7 @@ class ArgillaClient:
 
     def existing_ids(self, dataset: rg.Dataset) -> set[str]:
         """The record ids (comparison ids) already in the dataset."""
-        return {str(r["external_id"]) for r in self._raw_records(dataset, False) if r.get("external_id")}
+        return {str(r["external_id"]) for r in self.records_json(dataset, False) if r.get("external_id")}
 
     # ------------------------------------------------------------------ push
 
@@ -228,7 +239,7 @@ class ArgillaClient:
         for start in tqdm(range(0, len(todo), batch_size), desc="push to Argilla", unit="batch", disable=not todo):
             batch = todo[start : start + batch_size]
             records = [to_record(item) for item in batch]
-            with _errors(f"push {len(records)} records to {spec.name!r}"):
+            with sdk_errors(f"push {len(records)} records to {spec.name!r}"):
                 dataset.records.log(records, batch_size=len(records))
             batch_ids = [str(item.comparison_id) for item in batch]
             result.pushed.extend(batch_ids)
@@ -240,7 +251,7 @@ class ArgillaClient:
 
     def usernames(self) -> dict[str, str]:
         """Argilla user id -> username (needs an owner or admin key)."""
-        with _errors("list users"):
+        with sdk_errors("list users"):
             return {str(user.id): user.username for user in self._client.users}
 
     def pull(self, spec: DatasetSpec, include_drafts: bool = False) -> PullResult:
@@ -249,12 +260,12 @@ class ArgillaClient:
         Drafts are skipped unless asked for: a draft is not a label yet. A response that cannot
         be parsed is reported in `errors` instead of being dropped silently.
         """
-        dataset = self._dataset(spec)
+        dataset = self.find_dataset(spec)
         if dataset is None:
             raise ArgillaClientError(f"dataset {spec.name!r} does not exist in workspace {spec.workspace!r}")
         users = self.usernames()
         result = PullResult(dataset=spec.name)
-        for record in self._raw_records(dataset, include_responses=True):
+        for record in self.records_json(dataset, include_responses=True):
             result.records_seen += 1
             comparison_id = record.get("external_id") or record["id"]
             for response in record.get("responses") or []:
@@ -275,7 +286,7 @@ class ArgillaClient:
         Reuses an existing webhook with the same URL (adding missing events), so it is safe to
         call on every start.
         """
-        with _errors("register webhook"):
+        with sdk_errors("register webhook"):
             for webhook in self._client.webhooks:
                 if webhook.url == url:
                     missing = [e for e in events if e not in webhook.events]

@@ -32,7 +32,9 @@ __all__ = [
     "ResponseStatus",
     "build_settings",
     "parse_api_response",
+    "parse_time",
     "settings_problems",
+    "shown",
     "to_record",
 ]
 
@@ -174,7 +176,7 @@ def settings_problems(dataset: rg.Dataset) -> list[str]:
     return problems
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
     """Argilla refuses empty required fields, and real data has empty responses: say so visibly."""
     return text if text.strip() else "_(empty)_"
 
@@ -197,14 +199,15 @@ def to_record(item: PushItem) -> rg.Record:
         )
     return rg.Record(
         id=str(item.comparison_id),
-        fields={"prompt": _shown(item.prompt), "response_a": _shown(item.response_a),
-                "response_b": _shown(item.response_b)},
+        fields={"prompt": shown(item.prompt), "response_a": shown(item.response_a),
+                "response_b": shown(item.response_b)},
         metadata=metadata,
         suggestions=suggestions,
     )
 
 
-def _parse_time(value: str | datetime) -> datetime:
+def parse_time(value: str | datetime) -> datetime:
+    """An Argilla timestamp as a timezone-aware UTC datetime."""
     if isinstance(value, datetime):
         moment = value
     else:
@@ -242,6 +245,6 @@ def parse_api_response(comparison_id: str, annotator: str, response: dict[str, A
         choice=choice if status != "discarded" else None,
         rationale=(rationale or None) if isinstance(rationale, str) else None,
         safety_flags=tuple(sorted(str(f) for f in flags)),
-        responded_at=_parse_time(response.get("updated_at") or response.get("inserted_at")),
+        responded_at=parse_time(response.get("updated_at") or response.get("inserted_at")),
         response_id=str(response.get("id", "")),
     )

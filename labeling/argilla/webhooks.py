@@ -4,7 +4,9 @@ Argilla signs every delivery with the Standard Webhooks scheme (headers `webhook
 `webhook-timestamp`, `webhook-signature`; HMAC-SHA256 with the webhook's `whsec_...` secret).
 `verify_delivery` checks the signature and the timestamp's freshness (replay protection, five
 minutes either way, as the `standardwebhooks` package enforces) before anything is parsed;
-`parse_response_event` turns a verified response event into a `HumanResponse`.
+`event_dataset` says which dataset a verified event is about (so that the caller can route it),
+`parse_response_event` turns a response event of a preference dataset into a `HumanResponse`, and
+`parse_review_response_event` one of the review dataset into a `ReviewResponse`.
 
 This module does not store events or decide what a label becomes: the app does.
 """
@@ -17,13 +19,16 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from labeling.argilla.review_schema import ReviewResponse, parse_review_response
 from labeling.argilla.schema import HumanResponse, parse_api_response
 
 __all__ = [
     "RESPONSE_EVENTS",
     "InvalidWebhook",
     "WebhookEvent",
+    "event_dataset",
     "parse_response_event",
+    "parse_review_response_event",
     "verify_delivery",
 ]
 
@@ -84,6 +89,34 @@ def parse_response_event(event: WebhookEvent) -> tuple[str, HumanResponse]:
         comparison_id = record.get("external_id") or record["id"]
         annotator = data["user"]["username"]
         return dataset, parse_api_response(comparison_id, annotator, data)
+    except (KeyError, TypeError) as exc:
+        raise InvalidWebhook(f"malformed {event.type} event: missing {exc}") from exc
+    except ValueError as exc:
+        raise InvalidWebhook(f"malformed {event.type} event: {exc}") from exc
+
+
+def event_dataset(event: WebhookEvent) -> str | None:
+    """The name of the dataset a response event is about (None when the event does not say)."""
+    try:
+        name = event.data["record"]["dataset"]["name"]
+    except (KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def parse_review_response_event(event: WebhookEvent) -> tuple[str, ReviewResponse]:
+    """The dataset name and the `ReviewResponse` of a `response.*` event of the review dataset.
+
+    Raises InvalidWebhook for other event types or malformed data.
+    """
+    if event.type not in RESPONSE_EVENTS:
+        raise InvalidWebhook(f"not a response event: {event.type!r}")
+    data = event.data
+    try:
+        record = data["record"]
+        return record["dataset"]["name"], parse_review_response(
+            record.get("external_id") or record["id"], data["user"]["username"], data
+        )
     except (KeyError, TypeError) as exc:
         raise InvalidWebhook(f"malformed {event.type} event: missing {exc}") from exc
     except ValueError as exc:

@@ -1,0 +1,261 @@
+"""The review queue mirrored to Argilla: push pending items, reviewers answer in Argilla (through the
+HTTP endpoints the UI calls, with the annotator's key), pull the answers into verdicts through the
+same `review.decide` path as the API, close records of items decided elsewhere, the webhook, and
+`arbiter review sync`.
+
+Uses the session's embedded Argilla (`labeling.argilla.testing`) and the test store fixtures;
+review items are made the way the decision path makes them (`tests.app.test_review.flagged`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, func, select
+
+from app.db import session_scope
+from app.models import AuditEntry, Candidate, Comparison, Label, ReviewItem
+from app.services import review
+from app.services.argilla_sync import open_client, store_webhook_secret
+from app.services.review_sync import (
+    pull_review_verdicts,
+    push_review_items,
+    review_dataset_spec,
+)
+from labeling.argilla import ArgillaConnection
+from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
+from safety import SafetyLayer
+from tests.app.test_argilla_sync import _signed
+from tests.app.test_review import LEAKY, RUDE, TICKET, flagged
+
+REPO = Path(__file__).resolve().parents[2]
+BETTER = "I'm sorry for the wait. I'm looking into it now."
+RUDER = "Stop whining, you pathetic loser."
+
+
+@pytest.fixture(scope="module")
+def live(request, tmp_path_factory) -> LiveArgilla:
+    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
+    if isinstance(result, str):
+        pytest.skip(result)
+    return result
+
+
+@pytest.fixture(scope="module")
+def layer() -> SafetyLayer:
+    return SafetyLayer.build()
+
+
+@pytest.fixture
+def argilla_settings(settings, live):
+    """Test settings pointing at the live Argilla, with a review dataset of this test's own."""
+    return settings.model_copy(update={
+        "argilla_api_url": live.instance.url,
+        "argilla_api_key": live.instance.owner.api_key,
+        "argilla_workspace": live.instance.workspace,
+        "argilla_review_dataset": f"review-{uuid.uuid4().hex[:8]}",
+    })
+
+
+@pytest.fixture
+def annotator(live):
+    with httpx.Client(base_url=f"{live.instance.url}/api/v1", timeout=30,
+                      headers={"X-Argilla-Api-Key": live.instance.annotator.api_key}) as http:
+        yield http
+
+
+def _count(engine, model, *where) -> int:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def _queue(http: httpx.Client, dataset: str) -> dict[str, dict]:
+    """Review item id -> record, for what the annotator's pending queue shows (as the UI asks for it:
+    records this user has not answered and that are not completed)."""
+    dataset_id = next(d["id"] for d in http.get("/me/datasets").json()["items"] if d["name"] == dataset)
+    body = {"filters": {"and": [
+        {"type": "terms", "scope": {"entity": "response", "property": "status"}, "values": ["pending"]},
+        {"type": "terms", "scope": {"entity": "record", "property": "status"}, "values": ["pending"]},
+    ]}}
+    found = http.post(f"/me/datasets/{dataset_id}/records/search", params={"limit": 100}, json=body)
+    return {item["record"]["external_id"]: item["record"] for item in found.raise_for_status().json()["items"]}
+
+
+def _answer(http: httpx.Client, record_id: str, **values) -> dict:
+    body = {"values": {k: {"value": v} for k, v in values.items()}, "status": "submitted"}
+    response = http.post(f"/records/{record_id}/responses", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _items(engine) -> dict[str, ReviewItem]:
+    with Session(engine) as s:
+        return {i.id: i for i in s.exec(select(ReviewItem))}
+
+
+def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, layer):
+    # a: edited, b: rejected (pairs with a's edit: same context), c: approved, d: an invalid edit,
+    # e: decided in Arbiter with nobody answering in Argilla, f: decided in Arbiter AND answered there.
+    a = flagged(engine, layer, "content", {"message": "you never answer"}, text=RUDE)
+    b = flagged(engine, layer, "content", {"message": "you never answer"}, text=RUDER)
+    c = flagged(engine, layer, "ticket-routing", TICKET, action="billing")
+    d = flagged(engine, layer, "content", {"message": "where is my invoice"}, text=LEAKY)
+    e = flagged(engine, layer, "content", {"message": "hello?"}, text=RUDE)
+    f = flagged(engine, layer, "content", {"message": "anyone?"}, text=RUDE)
+    client = open_client(ArgillaConnection(argilla_settings.argilla_api_url, argilla_settings.argilla_api_key))
+    spec = review_dataset_spec(argilla_settings)
+
+    first = push_review_items(engine, client, spec, actor="test")
+    assert (first.pending, first.pushed, first.already_present, first.closed) == (6, 6, 0, 0)
+    again = push_review_items(engine, client, spec, actor="test")
+    assert (again.pushed, again.already_present, again.closed) == (0, 6, 0)  # nothing new
+    (audit,) = _audit(engine, "argilla.review_pushed")
+    assert audit.details["review_item_ids"] == [a, b, c, d, e, f]
+
+    queue = _queue(annotator, spec.name)
+    assert set(queue) == {a, b, c, d, e, f}
+    ticket = queue[c]["fields"]
+    assert ticket["decision"].startswith("**ticket-routing**, escalated")
+    assert ticket["content"] == "billing"
+    assert "- **subject:** Refund" in ticket["context"] and "  - **tier:** standard" in ticket["context"]
+    assert ticket["reasons"].startswith("- **large-refund-review**")
+
+    with session_scope(engine) as s:  # decided in Arbiter after the push (the API path)
+        review.decide(s, e, "reject", reviewer="key:lead", category="harassment", note="rude")
+        review.decide(s, f, "approve", reviewer="key:lead")
+
+    _answer(annotator, queue[a]["id"], verdict="edit", category="harassment", note="insulting",
+            edited_content=BETTER)
+    _answer(annotator, queue[b]["id"], verdict="reject", category="harassment", note="worse")
+    _answer(annotator, queue[c]["id"], verdict="approve")
+    invalid = _answer(annotator, queue[d]["id"], verdict="edit", category="pii")  # no corrected output
+    _answer(annotator, queue[f]["id"], verdict="reject", category="other")
+
+    pulled = pull_review_verdicts(engine, client, spec)
+    assert (pulled.responses, pulled.applied, pulled.unchanged, pulled.errors) == (5, 3, 0, [])
+    assert len(pulled.invalid) == 1 and pulled.invalid[0].startswith(f"{d}: annotator's answer was not applied")
+    assert "edited_content" in pulled.invalid[0]
+    assert len(pulled.already_decided) == 1 and pulled.already_decided[0].startswith(f"{f}: annotator answered 'reject'")
+    assert pulled.comparisons == 2
+
+    items = _items(engine)
+    assert [(items[i].status, items[i].category, items[i].note, items[i].reviewer) for i in (a, b, c)] == [
+        ("edited", "harassment", "insulting", "argilla:annotator"),
+        ("rejected", "harassment", "worse", "argilla:annotator"),
+        ("approved", "safe", None, "argilla:annotator"),
+    ]
+    assert items[a].edited_content == BETTER
+    assert items[d].status == "pending"  # refused, not applied
+    assert (items[f].status, items[f].reviewer) == ("approved", "key:lead")  # not overwritten
+    decided = {x.subject_id: x for x in _audit(engine, "review.decided")}
+    assert {i: (decided[i].actor, decided[i].details["verdict"]) for i in (a, b, c)} == {
+        a: ("argilla:annotator", "edit"), b: ("argilla:annotator", "reject"), c: ("argilla:annotator", "approve")}
+    # The training data is what an API verdict makes: the edit over the original, and over the
+    # other output of the same task a reviewer rejected.
+    with Session(engine) as s:
+        pairs = [(s.get(Candidate, cmp.candidate_a_id).content, s.get(Candidate, cmp.candidate_b_id).content)
+                 for cmp in s.exec(select(Comparison).where(Comparison.source == "reviewer"))]
+        producers = {lb.producer for lb in s.exec(select(Label).where(Label.source == "reviewer"))}
+    assert sorted(pairs) == sorted([(BETTER, RUDE), (BETTER, RUDER)])
+    assert producers == {"argilla:annotator"}
+
+    # Pulling again changes nothing and still reports what was not applied.
+    repull = pull_review_verdicts(engine, client, spec)
+    assert (repull.applied, repull.unchanged, len(repull.invalid), len(repull.already_decided)) == (0, 3, 1, 1)
+    assert len(_audit(engine, "review.decided")) == 5 and _count(engine, Comparison) == 2
+
+    # The next push closes what was decided: e gets Arbiter's verdict as the syncing user's answer,
+    # so it leaves the annotator's queue; the others already had an answer and only show the status.
+    closing = push_review_items(engine, client, spec, actor="test")
+    assert (closing.pending, closing.pushed, closing.already_present, closing.closed) == (1, 0, 1, 5)
+    assert push_review_items(engine, client, spec, actor="test").closed == 0
+    assert set(_queue(annotator, spec.name)) == set()  # e too, which nobody answered in Argilla
+    records = {r["external_id"]: r for r in client.records_json(client.find_dataset(spec), include_responses=True)}
+    assert records[e]["status"] == "completed" and records[e]["metadata"]["arbiter_status"] == "rejected"
+    (mirror,) = records[e]["responses"]
+    assert mirror["values"]["verdict"]["value"] == "reject" and mirror["values"]["category"]["value"] == "harassment"
+    assert records[a]["metadata"]["arbiter_status"] == "edited" and len(records[a]["responses"]) == 1
+    assert records[d]["metadata"]["arbiter_status"] == "pending"
+
+    # Arbiter's own answer is not a conflict; the annotator fixes the invalid one, which now applies.
+    fixed = annotator.put(f"/responses/{invalid['id']}", json={"status": "submitted", "values": {
+        "verdict": {"value": "edit"}, "category": {"value": "pii"},
+        "edited_content": {"value": "I forwarded it to our billing team for you."}}})
+    assert fixed.status_code == 200, fixed.text
+    last = pull_review_verdicts(engine, client, spec)
+    assert (last.applied, last.unchanged, last.invalid, len(last.already_decided)) == (1, 4, [], 1)
+    assert _items(engine)[d].status == "edited"
+
+
+def _audit(engine, action: str) -> list[AuditEntry]:
+    with Session(engine) as s:
+        return list(s.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
+
+
+def test_cli_review_sync(engine, argilla_settings, annotator, layer, run_cli, monkeypatch):
+    item = flagged(engine, layer, "content", {"message": "hi"}, text=RUDE)
+    for name in ("argilla_api_url", "argilla_api_key", "argilla_workspace", "argilla_review_dataset"):
+        monkeypatch.setenv(f"ARBITER_{name.upper()}", getattr(argilla_settings, name))
+    first = run_cli("review", "sync", "--json")
+    assert first.exit_code == 0, first.output
+    out = json.loads(first.stdout)
+    assert out["pushed"]["pushed"] == 1 and out["pulled"]["responses"] == 0
+
+    record = _queue(annotator, argilla_settings.argilla_review_dataset)[item]
+    _answer(annotator, record["id"], verdict="approve", note="banter")
+    second = json.loads(run_cli("review", "sync", "--json").stdout)
+    assert (second["pulled"]["applied"], second["pushed"]["pushed"], second["pushed"]["closed"]) == (1, 0, 1)
+    assert _items(engine)[item].status == "approved"
+    text = run_cli("review", "sync")
+    assert "0 verdict(s) recorded" in text.stdout and "1 unchanged" in text.stdout
+
+
+def test_sync_without_argilla_is_a_clear_error(run_cli):
+    result = run_cli("review", "sync", "--json")
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "argilla_not_configured"
+
+
+# ---------------------------------------------------------------------------- webhook
+
+
+def _review_event(item_id: str, dataset: str, values: dict, updated_at: str, annotator: str = "rev") -> dict:
+    return {"id": f"r-{uuid.uuid4().hex[:6]}", "status": "submitted", "updated_at": updated_at,
+            "values": {k: {"value": v} for k, v in values.items()}, "user": {"username": annotator},
+            "record": {"id": "x", "external_id": item_id, "dataset": {"name": dataset}}}
+
+
+def test_webhook_applies_review_answers(client, engine, settings, layer):
+    good = flagged(engine, layer, "content", {"message": "hi"}, text=RUDE)
+    bad = flagged(engine, layer, "content", {"message": "invoice"}, text=LEAKY)
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    store_webhook_secret(settings, secret)
+    dataset, url = settings.argilla_review_dataset, "/v1/labeling/argilla/webhook"
+
+    body, headers = _signed(secret, _review_event(good, dataset, {"verdict": "reject", "category": "harassment"},
+                                                  "2024-05-01T10:00:00"), event="response.created")
+    applied = client.post(url, content=body, headers=headers)
+    assert applied.status_code == 200 and applied.json()["status"] == "applied", applied.text
+    assert client.post(url, content=body, headers=headers).json()["status"] == "unchanged"  # a redelivery
+    item = _items(engine)[good]
+    assert (item.status, item.category, item.reviewer) == ("rejected", "harassment", "argilla:rev")
+
+    other, other_headers = _signed(secret, _review_event(good, dataset, {"verdict": "approve"}, "2024-05-01T11:00:00"))
+    conflict = client.post(url, content=other, headers=other_headers).json()
+    assert conflict["status"] == "already_decided" and _items(engine)[good].status == "rejected"
+
+    edit, edit_headers = _signed(secret, _review_event(bad, dataset, {"verdict": "edit", "category": "pii"},
+                                                       "2024-05-01T12:00:00"))
+    refused = client.post(url, content=edit, headers=edit_headers).json()
+    assert refused["status"] == "invalid" and "edited_content" in refused["detail"]
+    assert _items(engine)[bad].status == "pending"
+
+    unknown, unknown_headers = _signed(secret, _review_event("nope", dataset, {"verdict": "approve"},
+                                                             "2024-05-01T12:00:00"))
+    assert client.post(url, content=unknown, headers=unknown_headers).status_code == 404
+    assert [e.subject_id for e in _audit(engine, "review.decided")] == [good]
