@@ -106,6 +106,14 @@ class Settings(BaseSettings):
         return bool(self.langfuse_public_key and self.langfuse_secret_key)
 
     @model_validator(mode="after")
+    def _distinct_argilla_datasets(self) -> "Settings":
+        # The webhook tells review answers from preference labels by the dataset's name.
+        if self.argilla_review_dataset == self.argilla_dataset:
+            raise ValueError("ARBITER_ARGILLA_REVIEW_DATASET must differ from ARBITER_ARGILLA_DATASET "
+                             f"(both are {self.argilla_dataset!r})")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> "Settings":
         if self.environment == "production":
             if self.secret_key == DEFAULT_SECRET:
