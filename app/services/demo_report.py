@@ -156,8 +156,10 @@ def rollout(demo: Demo) -> None:
     with session_scope(demo.engine) as s:
         check = check_canary(s, "ticket-routing")
     served = sum(r["policy"] == pid for r in canary_log)
+    why = "; ".join(check["reasons"]) or ("within thresholds" if check.get("enough_data")
+                                          else "too few canary decisions and outcomes for the rule yet")
     demo.say(f"      canary 25%: served {served} of {len(canary_log)} requests; automatic check: "
-             f"{'rolled back' if check['rolled_back'] else 'kept'} ({'; '.join(check['reasons'])})")
+             f"{'rolled back' if check['rolled_back'] else 'kept'} ({why})")
     try:
         result = promote(demo.settings, demo.engine, pid, actor="demo", loader=lambda v: _loaded(demo, v))
         demo.say(f"      promoted {pid[:8]} to active; gate: {'; '.join(result['gate'].get('reasons', [])) or 'passed'}")
