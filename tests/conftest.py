@@ -199,3 +199,27 @@ def serving_app(app, settings, engine, tiny_causal_lm):
     prepare_store(engine, serving)
     app.state.serving = serving
     return app
+
+
+@pytest.fixture(scope="module")
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The session's embedded Argilla server (real argilla-server, started once); skips when it cannot run."""
+    from labeling.argilla.testing import shared_embedded_argilla
+
+    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
+    if isinstance(result, str):
+        pytest.skip(result)
+    return result
+
+
+@pytest.fixture
+def argilla_settings(settings, live):
+    """Test settings pointing at the live Argilla, with preference and review datasets of this test's own."""
+    suffix = uuid.uuid4().hex[:8]
+    return settings.model_copy(update={
+        "argilla_api_url": live.instance.url,
+        "argilla_api_key": live.instance.owner.api_key,
+        "argilla_workspace": live.instance.workspace,
+        "argilla_dataset": f"prefs-{suffix}",
+        "argilla_review_dataset": f"review-{suffix}",
+    })

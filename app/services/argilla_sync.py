@@ -60,6 +60,7 @@ __all__ = [
     "argilla_error",
     "dataset_spec",
     "embedded_config",
+    "id_chunks",
     "ingest_webhook",
     "open_client",
     "pull_labels",
@@ -167,14 +168,15 @@ class PushReport:
         return asdict(self)
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
+def id_chunks(values: list[str]) -> Iterable[list[str]]:
+    """`values` in slices small enough for one `IN (...)` query."""
     for i in range(0, len(values), _CHUNK):
         yield values[i : i + _CHUNK]
 
 
 def _judge_labels(session: Session, ids: list[str]) -> dict[str, list[Label]]:
     by_comparison: dict[str, list[Label]] = {}
-    for chunk in _chunks(ids):
+    for chunk in id_chunks(ids):
         rows = session.exec(select(Label).where(col(Label.comparison_id).in_(chunk), col(Label.source).in_(JUDGE_SOURCES)))
         for label in rows:
             by_comparison.setdefault(label.comparison_id, []).append(label)
@@ -241,10 +243,10 @@ def push_comparisons(
             raise InvalidInput(str(exc)) from exc
         by_id = {c.id: c for c in comparisons}
         chosen = [by_id[s.comparison_id] for s in selected]
-        tasks = {t.id: t for chunk in _chunks(sorted({c.task_id for c in chosen}))
+        tasks = {t.id: t for chunk in id_chunks(sorted({c.task_id for c in chosen}))
                  for t in session.exec(select(Task).where(col(Task.id).in_(chunk)))}
         cand_ids = sorted({x for c in chosen for x in (c.candidate_a_id, c.candidate_b_id)})
-        cands = {c.id: c for chunk in _chunks(cand_ids) for c in session.exec(select(Candidate).where(col(Candidate.id).in_(chunk)))}
+        cands = {c.id: c for chunk in id_chunks(cand_ids) for c in session.exec(select(Candidate).where(col(Candidate.id).in_(chunk)))}
 
     items = []
     for s in selected:
@@ -313,10 +315,10 @@ def upsert_human_labels(session: Session, dataset: str, responses: Iterable[Huma
     final = [r for r in responses if r.status in ("submitted", "discarded")]
     report.responses += len(final)
     ids = sorted({r.comparison_id for r in final})
-    existing_comparisons = {cid for chunk in _chunks(ids)
+    existing_comparisons = {cid for chunk in id_chunks(ids)
                             for cid in session.exec(select(Comparison.id).where(col(Comparison.id).in_(chunk)))}
     labels: dict[tuple[str, str], Label] = {}
-    for chunk in _chunks(ids):
+    for chunk in id_chunks(ids):
         for label in session.exec(select(Label).where(col(Label.comparison_id).in_(chunk), Label.source == "human")):
             labels[(label.comparison_id, label.producer)] = label
 

@@ -65,7 +65,8 @@ def reward_model_pairs(demo: Demo, limit: int) -> list:
     examples = pairs_from_action_values([demo.train[i].context for i in usable], values[usable], base.prompt, teams,
                                         margin=margin, negatives=1, reference_logprobs=reference,
                                         negative_temperature=temperature, seed=demo.options.seed)
-    demo.summary["reward_model"]["pair_label_accuracy"] = float(np.mean([e.chosen == truth[i] for e, i in zip(examples, usable)]))
+    truth_by_prompt = {base.prompt(demo.train[i].context): truth[i] for i in usable}
+    demo.summary["reward_model"]["pair_label_accuracy"] = float(np.mean([e.chosen == truth_by_prompt[e.prompt] for e in examples]))
     return examples
 
 

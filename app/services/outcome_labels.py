@@ -31,11 +31,11 @@ def action_text(dt: DecisionType, action: str) -> str:
 def labels_from_outcomes(session: Session, dt: DecisionType, *, good: float = 0.5, negatives: int = 1, seed: int = 0,
                          actor: str = "system") -> int:
     """Add outcome labels for every rewarded decision of ``dt``; returns how many labels were added."""
+    if negatives < 1:
+        raise ValueError(f"negatives must be >= 1, got {negatives}")
     rows = session.exec(select(Decision, Outcome).join(Outcome, Outcome.decision_id == Decision.id)
                         .where(Decision.decision_type == dt.name, col(Outcome.reward).is_not(None),
                                col(Decision.action).is_not(None)).order_by(Decision.created_at)).all()
-    if negatives < 1:
-        raise ValueError(f"negatives must be >= 1, got {negatives}")
     rng = random.Random(seed)
     added = 0
     for decision, outcome in rows:

@@ -23,7 +23,7 @@ is `arbiter review sync` (run it from a scheduler) plus the Argilla webhook for 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ReviewItem
 from app.services import review
-from app.services.argilla_sync import argilla_error
+from app.services.argilla_sync import argilla_error, id_chunks
 from app.settings import Settings
 from labeling.argilla import (
     ArgillaClient,
@@ -65,8 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 500
 
 
 def review_dataset_spec(settings: Settings, name: str | None = None) -> ReviewDatasetSpec:
@@ -112,11 +110,6 @@ def _verdict_of(item: ReviewItem) -> ReviewAnswer:
     return ReviewAnswer(verdict, item.category, item.note, item.edited_content)
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
-
-
 def push_review_items(
     engine: Engine,
     client: ArgillaClient,
@@ -142,7 +135,7 @@ def push_review_items(
         )
         decided = [
             item
-            for chunk in _chunks(open_ids)
+            for chunk in id_chunks(open_ids)
             for item in session.exec(
                 select(ReviewItem).where(col(ReviewItem.id).in_(chunk), ReviewItem.status != "pending")
             )

@@ -29,7 +29,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import argilla as rg
 import httpx
@@ -62,6 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PAGE = 1000  # the records endpoint's maximum page size
+R = TypeVar("R")  # a pull result: has records_seen, responses and errors
 
 
 class ArgillaClientError(RuntimeError):
@@ -263,17 +264,26 @@ class ArgillaClient:
         dataset = self.find_dataset(spec)
         if dataset is None:
             raise ArgillaClientError(f"dataset {spec.name!r} does not exist in workspace {spec.workspace!r}")
+        return self.collect_responses(dataset, parse_api_response, PullResult(dataset=spec.name), include_drafts)
+
+    def collect_responses(self, dataset: rg.Dataset, parse: Callable[[str, str, dict[str, Any]], Any], result: R,
+                          include_drafts: bool = False) -> R:
+        """Fill `result` (its `records_seen`, `responses` and `errors`) from every response in `dataset`, each
+        parsed by `parse(record id, annotator username, response JSON)`.
+
+        Drafts are skipped unless asked for: a draft is not an answer yet. A response `parse` refuses
+        (ValueError) is reported in `errors` instead of being dropped silently.
+        """
         users = self.usernames()
-        result = PullResult(dataset=spec.name)
         for record in self.records_json(dataset, include_responses=True):
             result.records_seen += 1
-            comparison_id = record.get("external_id") or record["id"]
+            record_id = record.get("external_id") or record["id"]
             for response in record.get("responses") or []:
                 if response.get("status") == "draft" and not include_drafts:
                     continue
                 annotator = users.get(str(response.get("user_id")), str(response.get("user_id")))
                 try:
-                    result.responses.append(parse_api_response(comparison_id, annotator, response))
+                    result.responses.append(parse(record_id, annotator, response))
                 except ValueError as exc:
                     result.errors.append(str(exc))
         return result

@@ -145,18 +145,5 @@ class ReviewQueue:
         A missing dataset is created (empty) rather than refused: a sync pulls before it pushes, and
         on its first run there is nothing to pull yet.
         """
-        dataset = self.ensure_dataset()
-        users = self.client.usernames()
-        result = ReviewPullResult(dataset=self.spec.name)
-        for record in self.client.records_json(dataset, include_responses=True):
-            result.records_seen += 1
-            item_id = record.get("external_id") or record["id"]
-            for response in record.get("responses") or []:
-                if response.get("status") == "draft" and not include_drafts:
-                    continue
-                annotator = users.get(str(response.get("user_id")), str(response.get("user_id")))
-                try:
-                    result.responses.append(parse_review_response(item_id, annotator, response))
-                except ValueError as exc:
-                    result.errors.append(str(exc))
-        return result
+        return self.client.collect_responses(self.ensure_dataset(), parse_review_response,
+                                             ReviewPullResult(dataset=self.spec.name), include_drafts)

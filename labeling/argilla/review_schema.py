@@ -32,7 +32,7 @@ from uuid import UUID
 
 import argilla as rg
 
-from labeling.argilla.schema import ResponseStatus, parse_time, shown
+from labeling.argilla.schema import ResponseStatus, answer_value, parse_time, shown
 
 __all__ = [
     "REVIEW_VERDICTS",
@@ -172,9 +172,7 @@ def review_settings_problems(dataset: rg.Dataset) -> list[str]:
 
 
 def _inline(value: Any) -> str:
-    if isinstance(value, str):
-        return value if value.strip() else "_(empty)_"
-    return json.dumps(value, ensure_ascii=False)
+    return shown(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _is_message(value: Any) -> bool:
@@ -277,11 +275,6 @@ def to_review_record(record: ReviewRecord, user_id: UUID | None = None) -> rg.Re
     )
 
 
-def _value(values: dict[str, Any] | None, question: str) -> Any:
-    entry = (values or {}).get(question)
-    return entry.get("value") if isinstance(entry, dict) else None
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
@@ -297,19 +290,19 @@ def parse_review_response(item_id: str, annotator: str, response: dict[str, Any]
     if status not in ("draft", "submitted", "discarded"):
         raise ValueError(f"unknown response status {status!r} for review item {item_id}")
     values = response.get("values")
-    verdict = _value(values, VERDICT_QUESTION)
+    verdict = answer_value(values, VERDICT_QUESTION)
     if verdict is not None and verdict not in REVIEW_VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r} for review item {item_id}")
     if status == "submitted" and verdict is None:
         raise ValueError(f"submitted response without a verdict for review item {item_id}")
     answer = None
     if status != "discarded" and verdict is not None:
-        category = _value(values, CATEGORY_QUESTION)
+        category = answer_value(values, CATEGORY_QUESTION)
         answer = ReviewAnswer(
             verdict=verdict,
             category=category if isinstance(category, str) else None,
-            note=_text(_value(values, NOTE_QUESTION)),
-            edited_content=_text(_value(values, EDITED_QUESTION)),
+            note=_text(answer_value(values, NOTE_QUESTION)),
+            edited_content=_text(answer_value(values, EDITED_QUESTION)),
         )
     return ReviewResponse(
         item_id=str(item_id),

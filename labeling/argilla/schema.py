@@ -30,6 +30,7 @@ __all__ = [
     "JudgeSuggestion",
     "PushItem",
     "ResponseStatus",
+    "answer_value",
     "build_settings",
     "parse_api_response",
     "parse_time",
@@ -216,7 +217,8 @@ def parse_time(value: str | datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _value(values: dict[str, Any] | None, question: str) -> Any:
+def answer_value(values: dict[str, Any] | None, question: str) -> Any:
+    """The answer to `question` in the `values` of an Argilla response's JSON (None when unanswered)."""
     entry = (values or {}).get(question)
     return entry.get("value") if isinstance(entry, dict) else None
 
@@ -231,13 +233,13 @@ def parse_api_response(comparison_id: str, annotator: str, response: dict[str, A
     if status not in ("draft", "submitted", "discarded"):
         raise ValueError(f"unknown response status {status!r} for comparison {comparison_id}")
     values = response.get("values")
-    choice = _value(values, PREFERENCE_QUESTION)
+    choice = answer_value(values, PREFERENCE_QUESTION)
     if choice is not None and choice not in PREFERENCE_LABELS:
         raise ValueError(f"unknown preference {choice!r} for comparison {comparison_id}")
     if status == "submitted" and choice is None:
         raise ValueError(f"submitted response without a preference for comparison {comparison_id}")
-    rationale = _value(values, RATIONALE_QUESTION)
-    flags = _value(values, SAFETY_QUESTION) or []
+    rationale = answer_value(values, RATIONALE_QUESTION)
+    flags = answer_value(values, SAFETY_QUESTION) or []
     return HumanResponse(
         comparison_id=str(comparison_id),
         annotator=annotator,

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -35,30 +34,9 @@ from app.services.argilla_sync import (
 )
 from app.settings import get_settings
 from labeling.argilla import ArgillaConnection, free_port, stop_embedded
-from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
+from labeling.argilla.testing import LiveArgilla
 
 pytestmark = pytest.mark.argilla
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def live(request, tmp_path_factory) -> LiveArgilla:
-    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
-    if isinstance(result, str):
-        pytest.skip(result)
-    return result
-
-
-@pytest.fixture
-def argilla_settings(settings, live):
-    """Test settings pointing at the live Argilla, with a dataset name of this test's own."""
-    return settings.model_copy(update={
-        "argilla_api_url": live.instance.url,
-        "argilla_api_key": live.instance.owner.api_key,
-        "argilla_workspace": live.instance.workspace,
-        "argilla_dataset": f"prefs-{uuid.uuid4().hex[:8]}",
-    })
 
 
 def _seed(engine, n: int = 5) -> list[str]:

@@ -149,13 +149,14 @@ def test_ope_cli_reports_errors_clearly(run_cli, engine):
     assert _error(run_cli("ope", "--policy", "nope", "--json"))["code"] == "policy_not_found"
 
 
-def test_shadow_policy_never_reaches_a_response(app, settings, engine, auth):
-    """Active always answers billing, the shadow always legal: responses carry billing only; legal is logged."""
+def _fixed_serving(settings, engine, base_favourite: str):
+    """Serving whose policies answer with ``FixedBackend(favourites[version id])``. The shipped base routing
+    policy is the active one, greedy, favouring ``base_favourite``. Returns (serving, favourites, base id)."""
     from app.services.policy_runtime import PolicyRuntime
     from app.services.serving import Serving, build_safety_layer, prepare_store
 
-    versions = {}
-    runtime = PolicyRuntime(settings, backend_factory=lambda v: FixedBackend(versions[v.id]))
+    favourites: dict[str, str] = {}
+    runtime = PolicyRuntime(settings, backend_factory=lambda v: FixedBackend(favourites[v.id]))
     serving = Serving(runtime, build_safety_layer(settings))
     prepare_store(engine, serving)
     with session_scope(engine) as s:
@@ -163,7 +164,13 @@ def test_shadow_policy_never_reaches_a_response(app, settings, engine, auth):
                                                   PolicyVersion.decision_type == "ticket-routing")).one()
         base.hyperparams = {"epsilon": 0.0}
         s.add(base)
-        versions[base.id] = "billing"
+        favourites[base.id] = base_favourite
+        return serving, favourites, base.id
+
+
+def test_shadow_policy_never_reaches_a_response(app, settings, engine, auth):
+    """Active always answers billing, the shadow always legal: responses carry billing only; legal is logged."""
+    serving, versions, _ = _fixed_serving(settings, engine, "billing")
     shadow = _version(engine, "candidate", favourite="legal")
     versions[shadow] = "legal"
     with session_scope(engine) as s:
@@ -181,8 +188,6 @@ def test_shadow_policy_never_reaches_a_response(app, settings, engine, auth):
 
 def test_outcomes_posted_to_the_api_roll_a_worse_canary_back(settings, engine, make_key):
     """No operator runs `check-canary`: the outcome that tips the canary's mean reward below the rule rolls it back."""
-    from fastapi.testclient import TestClient
-
     from app.api.main import create_app
 
     strict = settings.model_copy(update={"canary_min_decisions": 20, "canary_min_outcomes": 20})
@@ -216,24 +221,10 @@ def test_automatic_canary_rollback_can_be_switched_off(settings):
 def test_blocked_decisions_of_a_canary_roll_it_back(settings, engine, make_key):
     """The canary always picks billing for a 5,000 refund (escalated by the shipped rule set); the active policy
     picks technical. Once the canary has min_decisions, its escalation rate rolls it back with no operator."""
-    from fastapi.testclient import TestClient
-
     from app.api.main import create_app
-    from app.services.policy_runtime import PolicyRuntime
-    from app.services.serving import Serving, build_safety_layer, prepare_store
 
     strict = settings.model_copy(update={"canary_min_decisions": 5})
-    favourites = {}
-    runtime = PolicyRuntime(strict, backend_factory=lambda v: FixedBackend(favourites[v.id]))
-    serving = Serving(runtime, build_safety_layer(strict))
-    prepare_store(engine, serving)
-    with session_scope(engine) as s:
-        base = s.exec(select(PolicyVersion).where(PolicyVersion.state == "active",
-                                                  PolicyVersion.decision_type == "ticket-routing")).one()
-        base.hyperparams = {"epsilon": 0.0}
-        s.add(base)
-        favourites[base.id] = base_id = base.id
-        favourites[base_id] = "technical"
+    serving, favourites, base_id = _fixed_serving(strict, engine, "technical")
     canary = _version(engine, "candidate", favourite="billing")
     favourites[canary] = "billing"
     with session_scope(engine) as s:

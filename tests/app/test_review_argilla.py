@@ -13,7 +13,6 @@ import base64
 import json
 import secrets
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,38 +28,17 @@ from app.services.review_sync import (
     review_dataset_spec,
 )
 from labeling.argilla import ArgillaConnection
-from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
 from safety import SafetyLayer
 from tests.app.test_argilla_sync import _signed
 from tests.app.test_review import LEAKY, RUDE, TICKET, flagged
 
-REPO = Path(__file__).resolve().parents[2]
 BETTER = "I'm sorry for the wait. I'm looking into it now."
 RUDER = "Stop whining, you pathetic loser."
 
 
 @pytest.fixture(scope="module")
-def live(request, tmp_path_factory) -> LiveArgilla:
-    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
-    if isinstance(result, str):
-        pytest.skip(result)
-    return result
-
-
-@pytest.fixture(scope="module")
 def layer() -> SafetyLayer:
     return SafetyLayer.build()
-
-
-@pytest.fixture
-def argilla_settings(settings, live):
-    """Test settings pointing at the live Argilla, with a review dataset of this test's own."""
-    return settings.model_copy(update={
-        "argilla_api_url": live.instance.url,
-        "argilla_api_key": live.instance.owner.api_key,
-        "argilla_workspace": live.instance.workspace,
-        "argilla_review_dataset": f"review-{uuid.uuid4().hex[:8]}",
-    })
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from app.db import session_scope
 from app.models import Candidate, Comparison, Label, Task
 from app.services.argilla_sync import dataset_spec, open_client, pull_labels, push_comparisons
 from labeling.argilla import ArgillaConnection
-from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
 
 pytestmark = [pytest.mark.argilla, pytest.mark.browser]
 
@@ -32,14 +31,6 @@ CHROMEDRIVER = shutil.which("chromedriver")
 PROMPT = "What is a safe way to dispose of old batteries?"
 RESPONSE_A = "Throw them in the household bin."
 RESPONSE_B = "Take them to a battery **recycling point**; many shops collect them."
-
-
-@pytest.fixture(scope="module")
-def live(request, tmp_path_factory) -> LiveArgilla:
-    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
-    if isinstance(result, str):
-        pytest.skip(result)
-    return result
 
 
 @pytest.fixture

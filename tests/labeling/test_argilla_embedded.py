@@ -10,7 +10,6 @@ import http.server
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import ClassVar
 
 import argilla as rg
@@ -31,19 +30,8 @@ from labeling.argilla import (
     start_embedded,
     verify_delivery,
 )
-from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
 
 pytestmark = pytest.mark.argilla
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def live(request, tmp_path_factory) -> LiveArgilla:
-    result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
-    if isinstance(result, str):
-        pytest.skip(result)
-    return result
 
 
 @pytest.fixture

@@ -18,20 +18,11 @@ from labeling.argilla import (
     start_embedded,
     stop_embedded,
 )
-from labeling.argilla.testing import LiveArgilla, shared_embedded_argilla
 
 pytestmark = pytest.mark.argilla
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / "var" / "argilla-venv"
-
-
-@pytest.fixture(scope="module")
-def live(request, tmp_path_factory) -> LiveArgilla:
-    result = shared_embedded_argilla(VENV, tmp_path_factory.mktemp("argilla"), request.config)
-    if isinstance(result, str):
-        pytest.skip(result)
-    return result
 
 
 def _alive(pid: int) -> bool:
