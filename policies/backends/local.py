@@ -118,18 +118,30 @@ class TransformersBackend:
         hidden, cache, past_mask = self._extend(ids, mask, past_mask, cache)
         last = mask.sum(dim=1) - 1
         first_logp = self._logp(hidden[torch.arange(len(prompts)), last])
-        # Level 3: every candidate answer of every prompt against the repeated cache.
-        cache.batch_repeat_interleave(n_comp)
-        past_mask = past_mask.repeat_interleave(n_comp, dim=0)
-        cont_ids, cont_mask = self._pad([c for _, cs in splits for c in cs])
-        hidden, _, _ = self._extend(cont_ids, cont_mask, past_mask, cache)
+        # Level 3: all candidate answers of a prompt packed into ONE row after that prompt's cache. Each answer
+        # sees the prompt and its own earlier tokens only, and its positions restart where the prompt ends, so
+        # the result equals scoring it alone - without copying the prompt's cache once per answer.
+        ids, mask = self._pad([[t for c in conts for t in c] for _, conts in splits])
+        groups = torch.full_like(ids, -1)
+        offsets = torch.zeros_like(ids)
+        for r, (_, conts) in enumerate(splits):
+            at = 0
+            for i, c in enumerate(conts):
+                groups[r, at : at + len(c)] = i
+                offsets[r, at : at + len(c)] = torch.arange(len(c))
+                at += len(c)
+        hidden, _, _ = self._extend(ids, mask, past_mask, cache, offsets=offsets, groups=groups)
 
-        total = first_logp.repeat_interleave(n_comp, dim=0).gather(1, cont_ids[:, :1]).squeeze(1)
-        if cont_ids.shape[1] > 1:
-            # hidden state at answer position j predicts answer token j+1
-            nxt = self._logp(hidden[:, :-1]).gather(2, cont_ids[:, 1:, None]).squeeze(2)
-            total = total + (nxt * cont_mask[:, 1:]).sum(dim=1)
-        return total.reshape(len(prompts), n_comp).double().cpu().numpy()
+        starts = (offsets == 0) & (groups >= 0)  # the first token of each answer: predicted by level 2
+        total = torch.zeros((len(prompts), n_comp), dtype=torch.float32, device=self.device)
+        first = first_logp.gather(1, torch.where(starts, ids, 0)) * starts
+        total.scatter_add_(1, groups.clamp(min=0), first)
+        if ids.shape[1] > 1:
+            # the hidden state at a token predicts the next token of the same answer
+            same = (groups[:, 1:] == groups[:, :-1]) & (groups[:, 1:] >= 0)
+            nxt = self._logp(hidden[:, :-1]).gather(2, ids[:, 1:, None]).squeeze(2) * same
+            total.scatter_add_(1, groups[:, 1:].clamp(min=0), nxt)
+        return total.double().cpu().numpy()
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -143,19 +155,25 @@ class TransformersBackend:
     def _empty_mask(self, rows: int) -> torch.Tensor:
         return torch.zeros((rows, 0), dtype=torch.long, device=self.device)
 
-    def _extend(self, ids, mask, past_mask, cache):
+    def _extend(self, ids, mask, past_mask, cache, *, offsets=None, groups=None):
         """Run right-padded ``ids`` after the cached tokens; return hidden states, the cache and its slot mask.
 
         Positions continue from each row's own number of real cached tokens, and an explicit 4D mask lets token
         j see the real cached slots and its own row's tokens <= j. Building the mask here (rather than letting
         the library infer it from a 2D mask and the cache length) keeps padded slots in the middle of the cache
-        out of attention.
+        out of attention. With ``groups`` (a group id per token, -1 for padding) a row holds several packed
+        sequences: a token sees only earlier tokens of its own group, at position cache length + ``offsets``.
         """
         rows, width = ids.shape
-        position_ids = past_mask.sum(dim=1, keepdim=True) + torch.arange(width, device=ids.device)[None, :]
+        if offsets is None:
+            offsets = torch.arange(width, device=ids.device)[None, :]
+        position_ids = past_mask.sum(dim=1, keepdim=True) + offsets
         keys = torch.cat([past_mask, mask], dim=1).bool()
         allowed = keys[:, None, None, :].expand(rows, 1, width, keys.shape[1]).clone()
-        allowed[:, :, :, past_mask.shape[1] :] &= torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
+        causal = torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
+        if groups is not None:
+            causal = causal & (groups[:, :, None] == groups[:, None, :])[:, None]
+        allowed[:, :, :, past_mask.shape[1] :] &= causal
         dtype = next(self.model.parameters()).dtype
         mask4d = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill(~allowed, torch.finfo(dtype).min)
         out = self._body()(

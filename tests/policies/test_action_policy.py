@@ -23,6 +23,19 @@ def test_shared_prefix_scoring_equals_full_sequence_scoring(routing_type, tiny_b
         assert np.allclose([scores[a] for a in policy.actions], slow, atol=1e-4)
 
 
+def test_packed_answers_of_different_lengths_score_as_if_alone(tiny_backend):
+    """Level 3 packs every answer of a prompt into one row; answers of very different token lengths (and
+    prompts of different lengths in one batch) must each score exactly as a separate full forward pass."""
+    prompts = [tiny_backend.render([{"role": "user", "content": text}])
+               for text in ("Hi", "Please tell me how to reset the password of my account, it expired yesterday.")]
+    answers = ["Yes.", "No, I cannot help with that request, but here is a long answer instead.", "ok", "Maybe later"]
+    fast = tiny_backend.completion_logprobs(prompts, answers)
+    for prompt, row in zip(prompts, fast):
+        slow = tiny_backend.sequence_logprobs([prompt] * len(answers), answers)
+        assert np.allclose(row, slow, atol=1e-4)
+    assert len(set(np.round(fast[0], 3))) == len(answers)  # the answers really differ in score
+
+
 def test_batch_composition_does_not_change_scores(routing_type, tiny_backend, tickets):
     policy = ActionPolicy(routing_type, tiny_backend)
     together = policy.score_batch([t.context for t in tickets[:5]])
