@@ -9,7 +9,7 @@ from prometheus_client import Counter, Histogram
 
 __all__ = [
     "HTTP_REQUESTS", "HTTP_LATENCY", "DECISION_LATENCY", "SAFETY_BLOCKS", "MODERATION_FALLBACKS",
-    "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED",
+    "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED", "POLICY_BATCH_SIZE",
 ]
 
 HTTP_REQUESTS = Counter("arbiter_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -24,3 +24,5 @@ MODERATION_FALLBACKS = Counter("arbiter_moderation_fallbacks_total", "Moderation
 DECISION_REWARD = Histogram("arbiter_decision_reward", "Rewards reported for decisions", ["decision_type", "policy"],
                             buckets=(-1, -0.5, 0, 0.25, 0.5, 0.75, 1, 2))
 LABELS_INGESTED = Counter("arbiter_labels_ingested_total", "Labels written", ["source"])
+POLICY_BATCH_SIZE = Histogram("arbiter_policy_batch_size", "Requests scored together in one policy model call (micro-batching)",
+                              ["decision_type"], buckets=(1, 2, 4, 8, 12, 16, 24, 32, 64, 128))

@@ -80,6 +80,17 @@ async def _drive(url: str, method: str, bodies: list[dict | None], headers: dict
             "statuses": statuses, "_ids": ids}
 
 
+def _batch_sizes(metrics: str) -> tuple[int, float]:
+    """(model calls, mean requests per call) from the server's ``arbiter_policy_batch_size`` histogram."""
+    count = total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("arbiter_policy_batch_size_count"):
+            count += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("arbiter_policy_batch_size_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(count), round(total / count, 2) if count else 0.0
+
+
 def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "ARBITER_VAR_DIR": f"{tmp}/var", "ARBITER_POLICY_MAX_BATCH": str(max_batch),
@@ -108,6 +119,7 @@ def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -
             bodies = [{"context": tickets[i % len(tickets)], "unit_id": f"u{i}"} for i in range(n)]
             decisions = asyncio.run(_drive(url, "POST", bodies, headers, concurrency))
             noop = asyncio.run(_drive(f"{base}/healthz", "GET", [None] * n, {}, concurrency))
+            metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {admin}"}).text
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -118,7 +130,57 @@ def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -
         noop.pop("_ids")
         decisions["every_2xx_has_one_row"] = all(rows.get(i) == 1 for i in ids) and len(set(ids)) == len(ids)
         decisions["rows"] = sum(rows.values())
+        decisions["model_calls"], decisions["mean_batch"] = _batch_sizes(metrics)
         return {"decisions": decisions, "noop": noop}
+
+
+def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
+    """Per-request scorer cost at batch 1 vs ``batch``, tokens per request, and matmul throughput by rows."""
+    import torch
+
+    from policies.action_policy import ActionPolicy
+    from policies.backends.local import TransformersBackend, _common_prefix
+    from policies.decision_types import load_decision_types
+
+    backend = TransformersBackend.load(model_dir, batch_size=batch)
+    policy = ActionPolicy(load_decision_types()["ticket-routing"], backend)
+    contexts = tickets[:batch]
+    policy.score_batch(contexts[:2])  # warm up
+
+    def per_request_ms(size: int) -> float:
+        started = time.perf_counter()
+        for i in range(0, batch, size):
+            policy.score_batch(contexts[i : i + size])
+        return 1000 * (time.perf_counter() - started) / batch
+
+    one, many = per_request_ms(1), per_request_ms(batch)
+    prompts = [backend.tokenizer(text=policy.prompt(c))["input_ids"] for c in contexts]
+    shared = min(_common_prefix(prompts[0], p) for p in prompts)
+    answer_tokens = sum(len(backend.tokenizer(text=policy.prompt(contexts[0]) + a + backend.end_of_turn)["input_ids"])
+                        - len(prompts[0]) for a in policy.actions)
+    hidden, ffn = backend.model.config.hidden_size, backend.model.config.intermediate_size
+
+    def gflops(rows: int) -> float:
+        a, b = torch.randn(rows, hidden), torch.randn(hidden, ffn)
+        for _ in range(3):
+            a @ b
+        reps = max(10, 20000 // rows)
+        started = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        return 2 * rows * hidden * ffn * reps / (time.perf_counter() - started) / 1e9
+
+    mean_prompt = statistics.mean(len(p) for p in prompts)
+    rows_alone = mean_prompt + answer_tokens
+    return {
+        "per_request_ms_batch_1": round(one, 1), f"per_request_ms_batch_{batch}": round(many, 1),
+        "scorer_speedup": round(one / many, 2),
+        "prompt_tokens_mean": round(mean_prompt, 1), "shared_prefix_tokens": shared, "answer_tokens": answer_tokens,
+        "tokens_per_request_alone": round(rows_alone, 1),
+        "tokens_per_request_in_batch": round(mean_prompt - shared + answer_tokens + shared / batch, 1),
+        "matmul_gflops_rows_alone": round(gflops(int(rows_alone)), 1),
+        "matmul_gflops_rows_1024": round(gflops(1024), 1),
+    }
 
 
 def main() -> None:
@@ -128,8 +190,10 @@ def main() -> None:
     args = parser.parse_args()
     from reward_models.local_models import smollm2_dir
 
-    smollm2_dir(REPO / "var" / "models")
+    model_dir = smollm2_dir(REPO / "var" / "models")
     tickets = _tickets(64)
+    print("[bench] scorer in-process, batch 1 vs batch", args.concurrency, file=sys.stderr)
+    scorer = _scorer_analysis(model_dir, tickets, args.concurrency)
     print(f"[bench] batched server, {args.concurrency} clients x {args.requests} requests", file=sys.stderr)
     batched = _run_server(32, args.concurrency, args.requests, tickets)
     print("[bench] unbatched server", file=sys.stderr)
@@ -138,7 +202,8 @@ def main() -> None:
     print(json.dumps({
         "bench": "api_latency", "concurrency": args.concurrency, "requests": args.requests,
         "batched": batched, "unbatched": unbatched, "batching_speedup": round(speedup, 2), "target_speedup": 3.0,
-        "meets_target": speedup >= 3.0, "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],
+        "meets_target": speedup >= 3.0, "scorer": scorer,
+ "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],
         "machine": machine(),
     }))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from app.audit import append_audit
+from app.metrics import POLICY_BATCH_SIZE
 from app.models import PolicyVersion, utcnow
 from app.services.batching import MicroBatcher
 from app.settings import Settings
@@ -66,6 +67,7 @@ class PolicyRuntime:
         self.decision_types: dict[str, DecisionType] = load_decision_types(*dirs)
         self.backend_factory = backend_factory or default_backend_factory(settings)
         self.max_batch = max_batch
+        self.max_wait_s = settings.policy_max_wait_ms / 1000
         self._loaded: dict[str, LoadedPolicy] = {}
         self._lock = threading.Lock()
 
@@ -85,11 +87,13 @@ class PolicyRuntime:
                     dt, backend, temperature=float(params.get("temperature", self.settings.policy_temperature)),
                     epsilon=float(params.get("epsilon", self.settings.policy_epsilon)), seed=int(params.get("seed", 0)),
                     policy_id=version.id)
-                batcher = MicroBatcher(policy.score_batch, max_batch=self.max_batch)
+                batcher = MicroBatcher(policy.score_batch, max_batch=self.max_batch, max_wait_s=self.max_wait_s,
+                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe)
             else:
                 policy = TextPolicy(dt, backend, temperature=float(params.get("temperature", 0.7)), seed=int(params.get("seed", 0)),
                                     policy_id=version.id)
-                batcher = MicroBatcher(policy.draft_batch, max_batch=min(self.max_batch, 8))
+                batcher = MicroBatcher(policy.draft_batch, max_batch=min(self.max_batch, 8), max_wait_s=self.max_wait_s,
+                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe)
             loaded = LoadedPolicy(version.id, policy, batcher)
             self._loaded[version.id] = loaded
             return loaded

@@ -80,3 +80,52 @@ def test_one_batch_at_a_time():
 def test_max_batch_validated():
     with pytest.raises(ValueError):
         MicroBatcher(lambda xs: xs, max_batch=0)
+    with pytest.raises(ValueError):
+        MicroBatcher(lambda xs: xs, max_wait_s=-0.001)
+
+
+def test_every_batch_size_is_reported():
+    sizes: list[int] = []
+
+    def fn(xs):
+        time.sleep(0.02)
+        return list(xs)
+
+    batcher = MicroBatcher(fn, max_batch=4, on_batch=sizes.append)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(10)))
+
+    assert asyncio.run(main()) == list(range(10))
+    assert sum(sizes) == 10 and max(sizes) <= 4 and sizes == batcher.stats.sizes
+
+
+def test_runtime_batches_with_the_configured_wait_and_reports_sizes(tmp_path):
+    """``ARBITER_POLICY_MAX_WAIT_MS`` reaches each policy's batcher, whose batch sizes feed the metric."""
+    from app.metrics import POLICY_BATCH_SIZE
+    from app.models import PolicyVersion
+    from app.services.policy_runtime import PolicyRuntime
+    from app.settings import Settings
+
+    class Backend:  # every action equally likely; the shape of a policy backend
+        def render(self, messages):
+            return str(messages)
+
+        def completion_logprobs(self, prompts, completions):
+            import numpy as np
+
+            return np.zeros((len(prompts), len(completions)))
+
+    settings = Settings(var_dir=tmp_path, policy_max_wait_ms=40)
+    runtime = PolicyRuntime(settings, backend_factory=lambda version: Backend(), max_batch=8)
+    loaded = runtime.get(PolicyVersion(id="p1", decision_type="ticket-routing", name="p", base_model="x"))
+    assert loaded.batcher.max_wait_s == pytest.approx(0.040)
+    metric = POLICY_BATCH_SIZE.labels("ticket-routing")
+    before = metric._sum.get()
+    context = {"subject": "Refund", "body": "I was charged twice.", "customer": {"tier": "standard"}}
+
+    async def main():
+        return await asyncio.gather(*(loaded.batcher.submit(context) for _ in range(5)))
+
+    assert len(asyncio.run(main())) == 5
+    assert metric._sum.get() - before == 5

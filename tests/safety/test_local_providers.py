@@ -48,3 +48,15 @@ def test_profanity(profanity):
     rude, polite = profanity.classify(["you are a fucking idiot", "thank you for your help"])
     assert rude.categories == ("profanity",) and rude.scores["profanity"] > 0.9
     assert not polite.flagged and polite.scores["profanity"] < 0.5
+
+
+def test_profanity_fast_path_equals_the_package(profanity):
+    """The provider computes the package's calibrated SVMs itself; it must give the package's probabilities."""
+    from profanity_check import predict_prob
+
+    texts = ["you are a fucking idiot", "thank you for your help", "this damn router keeps dropping", "",
+             "My invoice shows a double charge, please refund it", "what the hell is going on with shipping"]
+    mine = [r.scores["profanity"] for r in profanity.classify(texts)]
+    theirs = predict_prob(texts)
+    assert profanity._predict_prob is not predict_prob  # the fast path is the one in use
+    assert mine == pytest.approx([round(float(p), 6) for p in theirs], abs=2e-6)
