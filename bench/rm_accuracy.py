@@ -62,12 +62,16 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None, help="use only this many pool pairs (smoke runs)")
     parser.add_argument("--output-dir", default=None, help="default: var/bench/rm_accuracy/<recipe name>")
     parser.add_argument("--fresh", action="store_true", help="delete a previous artifact and retrain")
+    parser.add_argument("--ensemble-seeds", nargs="*", type=int, default=[], metavar="SEED",
+                        help="also train the recipe with these seeds and report the ensemble of all members "
+                             "(reward_models.EnsembleScorer) next to each member")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from reward_models import (
+        EnsembleScorer,
         RewardScorer,
         SnapshotRules,
         build_snapshot,
@@ -105,6 +109,24 @@ def main() -> None:
         eval_start = time.perf_counter()
         report = evaluate_pairs(scorer, held_out)
         eval_seconds = time.perf_counter() - eval_start
+        ensemble = None
+        if args.ensemble_seeds:
+            members = [result.artifact_dir]
+            for seed in args.ensemble_seeds:
+                member_out = out.parent / f"{out.name}-seed{seed}"
+                member_recipe = load_recipe(recipe_path, {**parse_overrides(args.set), "seed": seed}, output_dir=member_out)
+                print(f"[bench] ensemble member seed {seed}", file=sys.stderr)
+                members.append(train_reward_model(snapshot, member_recipe.model, member_recipe.data, member_recipe.training,
+                                                  name=f"bench-{recipe_path.stem}-seed{seed}",
+                                                  models_dir=REPO / "var" / "models").artifact_dir)
+            joint = EnsembleScorer([scorer] + [RewardScorer.load(m) for m in members[1:]])
+            ensemble_report = evaluate_pairs(joint, held_out)
+            ensemble = {
+                "seeds": [recipe.training.seed, *args.ensemble_seeds],
+                "accuracy": round(ensemble_report.accuracy, 4),
+                "ece_calibrated": round(ensemble_report.ece, 4),
+                "member_accuracies": [round(evaluate_pairs(m, held_out).accuracy, 4) for m in joint.members],
+            }
 
     metrics = result.manifest.metrics
     print(
@@ -128,6 +150,7 @@ def main() -> None:
                 "train_seconds": round(metrics.get("train_wall_seconds", wall), 1),
                 "train_reused": result.reused,
                 "eval_seconds": round(eval_seconds, 1),
+                **({"ensemble": ensemble} if ensemble else {}),
                 "machine": machine(),
             }
         )

@@ -87,7 +87,8 @@ def train_reward(
 
 @handle_errors
 def eval_reward(
-    model: str = typer.Option(..., "--model", help="A registered reward model id, or an artifact/model directory."),
+    model: list[str] = typer.Option(..., "--model", help="A registered reward model id, or an artifact/model directory. "
+                                    "Repeat it to evaluate an ensemble (the mean of the models' calibrated rewards)."),
     data: Path = typer.Option(..., "--data", help="Pair file (prompt | conversational | hh JSONL)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N pairs."),
     as_json: bool = JsonOpt,
@@ -96,9 +97,10 @@ def eval_reward(
     _, engine = cli_context()
     with session_scope(engine) as session:
         out = reward.evaluate_reward(session, model, data, limit)
+    members = "".join(f"\n  member {m['model_id'] or m['model_path']}: accuracy={m['accuracy']:.4f}" for m in out.get("members", []))
     emit(out, as_json, f"n={out['n']} accuracy={out['accuracy']:.4f} ece={out['ece']:.4f} "
                        f"longer-response baseline={out['longer_response_accuracy']:.4f} "
-                       f"length correlation={out['length_correlation']:.3f}")
+                       f"length correlation={out['length_correlation']:.3f}{members}")
 
 
 @handle_errors

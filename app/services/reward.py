@@ -259,14 +259,26 @@ def activate_reward_model(session: Session, model_id: str, actor: str) -> Reward
     return row
 
 
-def evaluate_reward(session: Session, model: str, data: str | Path, limit: int | None = None) -> dict[str, Any]:
-    """Evaluate a registered model (by id) or an artifact/model directory on a pair file."""
-    from reward_models import evaluate_pairs, load_scorer
+def evaluate_reward(session: Session, model: str | Sequence[str], data: str | Path, limit: int | None = None) -> dict[str, Any]:
+    """Evaluate a registered model (by id) or an artifact/model directory on a pair file.
 
-    row = session.get(RewardModelVersion, model)
-    path = Path(row.artifact_path) if row is not None else Path(model)
-    if not path.exists():
-        raise NotFound(f"{model} is neither a registered reward model id nor a model directory", code="reward_model_not_found")
+    Several models are evaluated as one ensemble (``reward_models.EnsembleScorer``: the mean of their
+    calibrated rewards); the report then also holds each member's own figures and the ensemble's mean
+    disagreement (standard deviation of the members' rewards), so the gain over a single model is
+    measured in the same run.
+    """
+    from reward_models import EnsembleScorer, evaluate_pairs, load_scorer
+
+    models = [model] if isinstance(model, str) else list(model)
+    if not models:
+        raise InvalidInput("name at least one reward model", code="reward_model_not_found")
+    resolved = []
+    for name in models:
+        row = session.get(RewardModelVersion, name)
+        path = Path(row.artifact_path) if row is not None else Path(name)
+        if not path.exists():
+            raise NotFound(f"{name} is neither a registered reward model id nor a model directory", code="reward_model_not_found")
+        resolved.append((row.id if row is not None else None, path))
     data = Path(data)
     if not data.exists():
         raise NotFound(f"data file {data} does not exist", code="data_not_found")
@@ -279,8 +291,16 @@ def evaluate_reward(session: Session, model: str, data: str | Path, limit: int |
     if not pairs:
         raise InvalidInput(f"{data} holds no preference pairs", code="bad_pair_file")
     try:
-        scorer = load_scorer(path)
+        scorer = load_scorer(resolved[0][1] if len(resolved) == 1 else [path for _, path in resolved])
     except (FileNotFoundError, OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot load reward model {model}: {exc}", code="reward_model_unreadable") from None
+        raise InvalidInput(f"cannot load reward model {', '.join(models)}: {exc}", code="reward_model_unreadable") from None
     report = evaluate_pairs(scorer, pairs)
-    return {"model_id": row.id if row is not None else None, "model_path": str(path), "data": str(data), **report.to_dict()}
+    if not isinstance(scorer, EnsembleScorer):
+        model_id, path = resolved[0]
+        return {"model_id": model_id, "model_path": str(path), "data": str(data), **report.to_dict()}
+    prompts = [p.prompt_text() for p in pairs]
+    _, spread = scorer.score_with_uncertainty(prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    members = [{"model_id": model_id, "model_path": str(path), **evaluate_pairs(member, pairs).to_dict()}
+               for (model_id, path), member in zip(resolved, scorer.members)]
+    return {"model_id": None, "model_path": None, "ensemble": len(members), "data": str(data), **report.to_dict(),
+            "mean_member_disagreement": float(spread.mean()), "members": members}

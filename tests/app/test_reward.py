@@ -99,6 +99,19 @@ def test_bad_train_input_is_a_clear_error(run_cli, recipe, data, args, code):
     assert json.loads(result.stdout.strip().splitlines()[-1])["error"]["code"] == code
 
 
+def test_eval_of_an_ensemble_reports_it_next_to_each_member(run_cli, recipe, data):
+    first = last_json(run_cli("train", "reward", "--data", data, "--recipe", recipe, "--json"))["model_id"]
+    second = last_json(run_cli("train", "reward", "--data", data, "--recipe", recipe, "--set", "seed=7", "--json"))["model_id"]
+    assert first != second
+    report = last_json(run_cli("eval", "reward", "--model", first, "--model", second, "--data", data, "--json"))
+    assert report["ensemble"] == 2 and report["n"] == 24 and report["mean_member_disagreement"] > 0
+    assert [m["model_id"] for m in report["members"]] == [first, second]
+    alone = last_json(run_cli("eval", "reward", "--model", first, "--data", data, "--json"))
+    assert report["members"][0]["accuracy"] == alone["accuracy"] and "members" not in alone
+    missing = run_cli("eval", "reward", "--model", first, "--model", "no-such-model", "--data", data, "--json")
+    assert missing.exit_code == 2 and json.loads(missing.stdout)["error"]["code"] == "reward_model_not_found"
+
+
 def test_eval_of_an_unknown_model_is_a_clear_error(run_cli, data):
     result = run_cli("eval", "reward", "--model", "no-such-model", "--data", data, "--json")
     assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "reward_model_not_found"

@@ -191,3 +191,23 @@ def test_mean_pooled_bert_head_trains_saves_and_scores_padding_invariantly(tmp_p
     assert np.allclose(scorer.score(prompts, responses), RewardScorer.load(result.artifact_dir, batch_size=1).score(prompts, responses), atol=1e-5)
     with pytest.raises(ValueError, match="pooling"):
         RewardModelArguments("minilm", pooling="max")
+
+
+def test_an_ensemble_averages_calibrated_rewards_and_reports_their_spread(tiny_decoder_dir, tmp_path):
+    from reward_models import EnsembleScorer, load_scorer
+
+    snap = toy_snapshot(40)
+    dirs = [train_reward_model(snap, RewardModelArguments(str(tiny_decoder_dir)), RewardDataArguments(max_response_tokens=8),
+                               args(tmp_path / str(seed), max_steps=6, seed=seed), name=f"tiny-{seed}").artifact_dir
+            for seed in (1, 2)]
+    ensemble = load_scorer(dirs)
+    assert isinstance(ensemble, EnsembleScorer) and len(ensemble.members) == 2
+    pairs = toy_pairs(10, seed=5)
+    prompts, responses = [p.prompt_text() for p in pairs], [p.chosen for p in pairs]
+    members = np.stack([RewardScorer.load(d).score(prompts, responses) / read_manifest(d).temperature for d in dirs])
+    mean, spread = ensemble.score_with_uncertainty(prompts, responses)
+    assert np.allclose(mean, members.mean(axis=0), atol=1e-5) and np.allclose(spread, members.std(axis=0), atol=1e-5)
+    assert spread.max() > 0  # two seeds disagree somewhere: that is the uncertainty
+    assert np.allclose(ensemble.reward_function()(prompts=prompts, completions=responses), mean, atol=1e-5)
+    ra, rb = ensemble.score_pairs(prompts, responses, [p.rejected for p in pairs])
+    assert np.allclose(ensemble.preference_probability(prompts, responses, [p.rejected for p in pairs]), 1 / (1 + np.exp(-(ra - rb))))
