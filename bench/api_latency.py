@@ -4,7 +4,15 @@ Starts `arbiter serve` twice on fresh SQLite stores with the embedded SmolLM2-13
 routing policy: once with micro-batching (ARBITER_POLICY_MAX_BATCH=32) and once without (=1).
 Against each it drives `POST /v1/decisions/ticket-routing` with N concurrent clients for a fixed
 number of requests, and the same server's no-op `/healthz` alike. Then it checks that every 2xx
-response has exactly one decision row. Prints one JSON line.
+response has exactly one decision row, and reads the server's batch-size metric (how full its
+batches were).
+
+Why the speed-up is what it is: the ``scorer`` section times the routing scorer in-process (no HTTP,
+no store) at batch 1 and at batch N, counts the tokens one request costs alone and in a batch
+(a batch runs the shared system prompt once), and times a matrix product of the shape one request
+runs against a large one. Together they show where batching's gain comes from on this machine:
+fewer tokens per request, and a little more arithmetic per second. What the HTTP figure adds on top
+(safety checks, the decision row, HTTP) does not batch. Prints one JSON line.
 
     .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160]
 """
@@ -202,8 +210,8 @@ def main() -> None:
     print(json.dumps({
         "bench": "api_latency", "concurrency": args.concurrency, "requests": args.requests,
         "batched": batched, "unbatched": unbatched, "batching_speedup": round(speedup, 2), "target_speedup": 3.0,
-        "meets_target": speedup >= 3.0, "scorer": scorer,
- "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],
+        "meets_target": speedup >= 3.0, "scorer": scorer, "scorer_meets_target": scorer["scorer_speedup"] >= 3.0,
+        "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],
         "machine": machine(),
     }))
 
