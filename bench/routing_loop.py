@@ -22,6 +22,7 @@ because the 2 cores of this machine are shared. Prints ONE JSON line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -205,8 +206,9 @@ def run_dpo(args, recipe, examples, output_dir: Path, logged) -> dict:
     lineage = Lineage(base_model=str(args.model_dir), decision_type="ticket-routing",
                       reward_model_id="ridge-per-team", snapshot_hash=data_hash(logged))
     wall, cpu, load = time.time(), cpu_seconds(), os.getloadavg()[0]
-    result = train_dpo(examples, base_model=args.model_dir, output_dir=output_dir, lineage=lineage,
-                       config=recipe.trainer_config(), lora=recipe.lora)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its logs; stdout is the one JSON line
+        result = train_dpo(examples, base_model=args.model_dir, output_dir=output_dir, lineage=lineage,
+                           config=recipe.trainer_config(), lora=recipe.lora)
     return {"wall_seconds": round(time.time() - wall, 1), "cpu_seconds": round(cpu_seconds() - cpu, 1),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
             "train_loss": result.metrics.get("train_loss"), "resumed_from": result.resumed_from}
