@@ -29,7 +29,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import argilla as rg
 import httpx
@@ -62,7 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PAGE = 1000  # the records endpoint's maximum page size
-R = TypeVar("R")  # a pull result: has records_seen, responses and errors
+T = TypeVar("T")  # one parsed response: HumanResponse (comparisons) or ReviewResponse (review items)
 
 
 class ArgillaClientError(RuntimeError):
@@ -108,11 +108,11 @@ class PushResult:
 
 
 @dataclass
-class PullResult:
+class PullResult(Generic[T]):
     """Responses pulled from a dataset, plus what could not be parsed (never silently dropped)."""
 
     dataset: str
-    responses: list[HumanResponse] = field(default_factory=list)
+    responses: list[T] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     records_seen: int = 0
 
@@ -255,7 +255,7 @@ class ArgillaClient:
         with sdk_errors("list users"):
             return {str(user.id): user.username for user in self._client.users}
 
-    def pull(self, spec: DatasetSpec, include_drafts: bool = False) -> PullResult:
+    def pull(self, spec: DatasetSpec, include_drafts: bool = False) -> PullResult[HumanResponse]:
         """Every annotator's current response per comparison in the dataset.
 
         Drafts are skipped unless asked for: a draft is not a label yet. A response that cannot
@@ -264,16 +264,16 @@ class ArgillaClient:
         dataset = self.find_dataset(spec)
         if dataset is None:
             raise ArgillaClientError(f"dataset {spec.name!r} does not exist in workspace {spec.workspace!r}")
-        return self.collect_responses(dataset, parse_api_response, PullResult(dataset=spec.name), include_drafts)
+        return self.collect_responses(dataset, parse_api_response, include_drafts)
 
-    def collect_responses(self, dataset: rg.Dataset, parse: Callable[[str, str, dict[str, Any]], Any], result: R,
-                          include_drafts: bool = False) -> R:
-        """Fill `result` (its `records_seen`, `responses` and `errors`) from every response in `dataset`, each
-        parsed by `parse(record id, annotator username, response JSON)`.
+    def collect_responses(self, dataset: rg.Dataset, parse: Callable[[str, str, dict[str, Any]], T],
+                          include_drafts: bool = False) -> PullResult[T]:
+        """Every response in `dataset`, each parsed by `parse(record id, annotator username, response JSON)`.
 
         Drafts are skipped unless asked for: a draft is not an answer yet. A response `parse` refuses
         (ValueError) is reported in `errors` instead of being dropped silently.
         """
+        result: PullResult[T] = PullResult(dataset=dataset.name)
         users = self.usernames()
         for record in self.records_json(dataset, include_responses=True):
             result.records_seen += 1

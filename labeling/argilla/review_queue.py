@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import argilla as rg
 from tqdm import tqdm
 
-from labeling.argilla.client import ArgillaClient, ArgillaClientError, sdk_errors
+from labeling.argilla.client import ArgillaClient, ArgillaClientError, PullResult, sdk_errors
 from labeling.argilla.review_schema import (
     ReviewDatasetSpec,
     ReviewRecord,
@@ -39,6 +39,9 @@ from labeling.argilla.review_schema import (
 
 __all__ = ["ReviewPullResult", "ReviewQueue", "ReviewRecordState"]
 
+ReviewPullResult = PullResult[ReviewResponse]
+"""Responses pulled from the review dataset, plus what could not be parsed (never dropped silently)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -50,16 +53,6 @@ class ReviewRecordState:
     record_id: str  # Argilla's own id
     arbiter_status: str | None  # the status the record shows (metadata)
     submitted: int  # submitted responses
-
-
-@dataclass
-class ReviewPullResult:
-    """Responses pulled from the review dataset, plus what could not be parsed (never dropped silently)."""
-
-    dataset: str
-    responses: list[ReviewResponse] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    records_seen: int = 0
 
 
 class ReviewQueue:
@@ -145,5 +138,4 @@ class ReviewQueue:
         A missing dataset is created (empty) rather than refused: a sync pulls before it pushes, and
         on its first run there is nothing to pull yet.
         """
-        return self.client.collect_responses(self.ensure_dataset(), parse_review_response,
-                                             ReviewPullResult(dataset=self.spec.name), include_drafts)
+        return self.client.collect_responses(self.ensure_dataset(), parse_review_response, include_drafts)
