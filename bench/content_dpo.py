@@ -46,20 +46,17 @@ def _key(pair) -> str:
 
 def local_judge_preferences(judge, prompts: list[str], first: list[str], second: list[str]) -> list[str]:
     """The local judge's label ("a" = first, "b" = second, "tie") for each pair, judged in both orders."""
-    from labeling.pairwise import combine_orders
-    from labeling.verdicts import Comparison, JudgeRequest
+    from labeling.verdicts import Comparison
 
-    choices = []
-    for start in range(0, len(prompts), 8):
-        comparisons = [Comparison(str(i), p, a, b) for i, p, a, b in zip(
-            range(start, start + 8), prompts[start:start + 8], first[start:start + 8], second[start:start + 8])]
-        requests = [JudgeRequest.from_comparison(c, order) for c in comparisons for order in ("ab", "ba")]
-        scores = judge.score_requests(requests)
-        for k, c in enumerate(comparisons):
-            ab, ba = (judge.verdict_from_scores(s) for s in scores[2 * k: 2 * k + 2])
-            choices.append(combine_orders(c.id, ab, ba).choice)
-        print(f"[bench] local judge {len(choices)}/{len(prompts)}", file=sys.stderr)
-    return choices
+    comparisons = [Comparison(str(i), p, a, b) for i, (p, a, b) in enumerate(zip(prompts, first, second))]
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        print(f"[bench] local judge {done[0]}/{2 * len(comparisons)} forward passes", file=sys.stderr)
+
+    scores = judge.score_both_orders(comparisons, on_batch=progress)
+    return [judge.label_from_scores(c.id, pair).choice for c, pair in zip(comparisons, scores)]
 
 
 def main() -> None:

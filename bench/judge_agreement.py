@@ -34,9 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from labeling import FallbackChain, JudgeRequest, RewardModelJudge, SmolLMJudge, SmolLMJudgeConfig
+from labeling import FallbackChain, RewardModelJudge, SmolLMJudge, SmolLMJudgeConfig
 from labeling.evaluation import comparisons_from_pairs, evaluate_chain, score_labels
-from labeling.pairwise import combine_orders
 from reward_models.pairs import read_pairs
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh_harmless_dev.jsonl"
@@ -49,29 +48,15 @@ def smollm2_agreement(items, models_dir: Path, batch_size: int) -> dict:
 
     judge = SmolLMJudge(SmolLMJudgeConfig(model_dir=smollm2_dir(models_dir)))
     judge.load()
-    requests = [JudgeRequest.from_comparison(item.comparison, order) for item in items for order in ("ab", "ba")]
-    # Similar lengths together: less padding per batch.
-    order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt) + len(requests[i].first) + len(requests[i].second))
-    scores: dict[int, object] = {}
     started = time.perf_counter()
-    with tqdm(total=len(requests), desc="smollm2 forward passes", unit="req") as bar:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            for index, result in zip(chunk, judge.score_requests([requests[i] for i in chunk])):
-                scores[index] = result
-            bar.update(len(chunk))
+    with tqdm(total=2 * len(items), desc="smollm2 forward passes", unit="req") as bar:
+        scores = judge.score_both_orders([item.comparison for item in items], batch_size, on_batch=bar.update)
     elapsed = time.perf_counter() - started
     humans = {item.comparison.id: item.human for item in items}
     figures = {}
     for rule, calibrated in (("calibrated", True), ("uncalibrated", False)):
-        labels = [
-            combine_orders(
-                item.comparison.id,
-                judge.verdict_from_scores(scores[2 * k], calibrated=calibrated),
-                judge.verdict_from_scores(scores[2 * k + 1], calibrated=calibrated),
-            )
-            for k, item in enumerate(items)
-        ]
+        labels = [judge.label_from_scores(item.comparison.id, pair, calibrated=calibrated)
+                  for item, pair in zip(items, scores)]
         figures[rule] = {key: None if v is None else round(v, 4) for key, v in score_labels(labels, humans).items()}
     return {
         "pairs": len(items),

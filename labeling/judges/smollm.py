@@ -19,7 +19,7 @@ not train anything.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from typing import Any
 from labeling.judges.batching import MicroBatcher
 from labeling.judges.reward_model import sigmoid
 from labeling.rubric import Rubric, render_comparison
-from labeling.verdicts import JudgeFailure, JudgeRequest, JudgeResult, Verdict
+from labeling.pairwise import combine_orders
+from labeling.verdicts import Comparison, JudgeFailure, JudgeRequest, JudgeResult, Label, Verdict
 
 _QUESTION = "\n\nWhich response is better according to the rubric? Answer with a single letter: A or B."
 
@@ -151,6 +152,29 @@ class SmolLMJudge:
         logp = torch.log_softmax(logits, dim=-1)
         a, b = self._letter_ids  # type: ignore[misc]
         return [LetterScores(float(row[a]), float(row[b])) for row in logp]
+
+    def score_both_orders(self, comparisons: Sequence[Comparison], batch_size: int = 8,
+                          on_batch: Callable[[int], None] | None = None) -> list[tuple[LetterScores, LetterScores]]:
+        """Letter scores of every comparison shown in both orders ("ab", "ba"), for offline evaluation.
+
+        Requests of similar length share a batch (less padding); ``on_batch(n)`` reports progress.
+        """
+        requests = [JudgeRequest.from_comparison(c, order) for c in comparisons for order in ("ab", "ba")]
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt) + len(requests[i].first) + len(requests[i].second))
+        scores: list[LetterScores | None] = [None] * len(requests)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            for index, result in zip(chunk, self.score_requests([requests[i] for i in chunk])):
+                scores[index] = result
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return [(scores[2 * k], scores[2 * k + 1]) for k in range(len(comparisons))]  # type: ignore[misc]
+
+    def label_from_scores(self, comparison_id: str, scores: tuple[LetterScores, LetterScores], *,
+                          calibrated: bool = True) -> Label:
+        """The position-controlled label (`labeling.pairwise.combine_orders`) of one comparison's two scores."""
+        ab, ba = (self.verdict_from_scores(s, calibrated=calibrated) for s in scores)
+        return combine_orders(comparison_id, ab, ba)
 
     async def judge(self, request: JudgeRequest) -> JudgeResult:
         started = time.perf_counter()

@@ -19,6 +19,7 @@ from labeling import (
     label_comparisons,
 )
 from labeling.judges.smollm import LetterScores
+from labeling.pairwise import combine_orders
 from tests.labeling.conftest import KeywordScorer, expected_choice, make_comparisons
 
 
@@ -148,3 +149,23 @@ def test_smollm2_config_is_validated(tmp_path):
         SmolLMJudge(SmolLMJudgeConfig(model_dir=tmp_path))
     with pytest.raises(ValueError, match="at least 8"):
         SmolLMJudgeConfig(model_dir=tmp_path, max_prompt_tokens=2)
+
+
+@pytest.mark.slow
+def test_offline_both_order_scoring_matches_one_request_at_a_time(smollm):
+    """`score_both_orders` sorts requests by length into batches; each comparison still gets its own two scores."""
+    comparisons = [
+        Comparison("short", "Say hi.", "Hi there!", "Go away."),
+        Comparison("long", "What is 2+2? Please explain your reasoning briefly, step by step.", "It is 4.", "It is 5, I think."),
+        Comparison("same", "Name a colour.", "Blue.", "Blue."),
+    ]
+    seen: list[int] = []
+    scores = smollm.score_both_orders(comparisons, batch_size=4, on_batch=seen.append)
+    assert seen == [4, 2]
+    for comparison, (ab, ba) in zip(comparisons, scores):
+        for got, order in ((ab, "ab"), (ba, "ba")):
+            (alone,) = smollm.score_requests([JudgeRequest.from_comparison(comparison, order)])
+            assert got.logp_a == pytest.approx(alone.logp_a, abs=1e-3) and got.logp_b == pytest.approx(alone.logp_b, abs=1e-3)
+    label = smollm.label_from_scores("same", scores[2])
+    expected = combine_orders("same", smollm.verdict_from_scores(scores[2][0]), smollm.verdict_from_scores(scores[2][1]))
+    assert label == expected and label.choice == "tie"  # identical answers: the two orders disagree
