@@ -75,6 +75,7 @@ def main() -> None:
         RewardScorer,
         SnapshotRules,
         build_snapshot,
+        evaluate_ensemble,
         evaluate_pairs,
         labeled_pairs_from_preferences,
         read_pairs,
@@ -119,13 +120,13 @@ def main() -> None:
                 members.append(train_reward_model(snapshot, member_recipe.model, member_recipe.data, member_recipe.training,
                                                   name=f"bench-{recipe_path.stem}-seed{seed}",
                                                   models_dir=REPO / "var" / "models").artifact_dir)
-            joint = EnsembleScorer([scorer] + [RewardScorer.load(m) for m in members[1:]])
-            ensemble_report = evaluate_pairs(joint, held_out)
+            joint = evaluate_ensemble(EnsembleScorer([scorer] + [RewardScorer.load(m) for m in members[1:]]), held_out)
             ensemble = {
                 "seeds": [recipe.training.seed, *args.ensemble_seeds],
-                "accuracy": round(ensemble_report.accuracy, 4),
-                "ece_calibrated": round(ensemble_report.ece, 4),
-                "member_accuracies": [round(evaluate_pairs(m, held_out).accuracy, 4) for m in joint.members],
+                "accuracy": round(joint.ensemble.accuracy, 4),
+                "ece_calibrated": round(joint.ensemble.ece, 4),
+                "member_accuracies": [round(m.accuracy, 4) for m in joint.members],
+                "mean_member_disagreement": round(joint.mean_disagreement, 4),
             }
 
     metrics = result.manifest.metrics

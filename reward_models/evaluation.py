@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from .calibration import expected_calibration_error, preference_nll
 from .pairs import PreferencePair, read_pairs
 
-__all__ = ["EvaluationReport", "evaluate_file", "evaluate_pairs", "evaluate_rewards"]
+__all__ = ["EnsembleEvaluation", "EvaluationReport", "evaluate_ensemble", "evaluate_file", "evaluate_pairs", "evaluate_rewards"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,28 @@ def evaluate_pairs(scorer, pairs: Sequence[PreferencePair], temperature: float |
     rc, rr = scorer.score_pairs(prompts, [p.chosen for p in pairs], [p.rejected for p in pairs])
     t = getattr(scorer, "temperature", 1.0) if temperature is None else temperature
     return evaluate_rewards(rc, rr, [len(p.chosen) for p in pairs], [len(p.rejected) for p in pairs], t)
+
+
+@dataclass(frozen=True)
+class EnsembleEvaluation:
+    ensemble: EvaluationReport
+    members: list[EvaluationReport]  # each member on its own, in the ensemble's order
+    mean_disagreement: float  # mean standard deviation of the members' temperature-scaled rewards
+
+
+def evaluate_ensemble(ensemble, pairs: Sequence[PreferencePair]) -> EnsembleEvaluation:
+    """An ``EnsembleScorer``'s report next to each member's own; every member scores each response once."""
+    if not pairs:
+        raise ValueError("cannot evaluate on zero pairs")
+    n = len(pairs)
+    prompts = [p.prompt_text() for p in pairs]
+    lc, lr = [len(p.chosen) for p in pairs], [len(p.rejected) for p in pairs]
+    raw = ensemble.member_rewards(prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    members = [evaluate_rewards(row[:n], row[n:], lc, lr, m.temperature) for row, m in zip(raw, ensemble.members)]
+    scaled = raw / ensemble.temperatures
+    mean = scaled.mean(axis=0)
+    report = evaluate_rewards(mean[:n], mean[n:], lc, lr, ensemble.temperature)
+    return EnsembleEvaluation(report, members, float(scaled.std(axis=0).mean()))
 
 
 def evaluate_file(scorer, path: str | Path, limit: int | None = None) -> EvaluationReport:

@@ -190,10 +190,19 @@ class EnsembleScorer:
         self.temperature = 1.0
         self.name = "+".join(m.name for m in self.members)
 
+    @property
+    def temperatures(self) -> np.ndarray:
+        """Each member's calibration temperature, as a column (divides ``member_rewards`` row by row)."""
+        return np.array([[m.temperature] for m in self.members])
+
+    def member_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """Each member's own rewards, one row per member."""
+        return np.stack([m.score(prompts, responses) for m in self.members])
+
     def score_with_uncertainty(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over members of temperature-scaled rewards."""
-        stacked = np.stack([m.score(prompts, responses) / m.temperature for m in self.members])
-        return stacked.mean(axis=0), stacked.std(axis=0)
+        scaled = self.member_rewards(prompts, responses) / self.temperatures
+        return scaled.mean(axis=0), scaled.std(axis=0)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         return self.score_with_uncertainty(prompts, responses)[0]

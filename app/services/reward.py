@@ -267,7 +267,7 @@ def evaluate_reward(session: Session, model: str | Sequence[str], data: str | Pa
     disagreement (standard deviation of the members' rewards), so the gain over a single model is
     measured in the same run.
     """
-    from reward_models import EnsembleScorer, evaluate_pairs, load_scorer
+    from reward_models import EnsembleScorer, evaluate_ensemble, evaluate_pairs, load_scorer
 
     models = [model] if isinstance(model, str) else list(model)
     if not models:
@@ -294,13 +294,11 @@ def evaluate_reward(session: Session, model: str | Sequence[str], data: str | Pa
         scorer = load_scorer(resolved[0][1] if len(resolved) == 1 else [path for _, path in resolved])
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise InvalidInput(f"cannot load reward model {', '.join(models)}: {exc}", code="reward_model_unreadable") from None
-    report = evaluate_pairs(scorer, pairs)
     if not isinstance(scorer, EnsembleScorer):
         model_id, path = resolved[0]
-        return {"model_id": model_id, "model_path": str(path), "data": str(data), **report.to_dict()}
-    prompts = [p.prompt_text() for p in pairs]
-    _, spread = scorer.score_with_uncertainty(prompts * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
-    members = [{"model_id": model_id, "model_path": str(path), **evaluate_pairs(member, pairs).to_dict()}
-               for (model_id, path), member in zip(resolved, scorer.members)]
-    return {"model_id": None, "model_path": None, "ensemble": len(members), "data": str(data), **report.to_dict(),
-            "mean_member_disagreement": float(spread.mean()), "members": members}
+        return {"model_id": model_id, "model_path": str(path), "data": str(data), **evaluate_pairs(scorer, pairs).to_dict()}
+    evaluation = evaluate_ensemble(scorer, pairs)
+    members = [{"model_id": model_id, "model_path": str(path), **report.to_dict()}
+               for (model_id, path), report in zip(resolved, evaluation.members)]
+    return {"model_id": None, "model_path": None, "ensemble": len(members), "data": str(data),
+            **evaluation.ensemble.to_dict(), "mean_member_disagreement": evaluation.mean_disagreement, "members": members}

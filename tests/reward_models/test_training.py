@@ -211,3 +211,13 @@ def test_an_ensemble_averages_calibrated_rewards_and_reports_their_spread(tiny_d
     assert np.allclose(ensemble.reward_function()(prompts=prompts, completions=responses), mean, atol=1e-5)
     ra, rb = ensemble.score_pairs(prompts, responses, [p.rejected for p in pairs])
     assert np.allclose(ensemble.preference_probability(prompts, responses, [p.rejected for p in pairs]), 1 / (1 + np.exp(-(ra - rb))))
+    # One scoring pass gives the ensemble's report and each member's, as evaluating each separately would.
+    from reward_models import evaluate_ensemble, evaluate_pairs
+
+    evaluation = evaluate_ensemble(ensemble, pairs)
+    assert evaluation.ensemble.accuracy == evaluate_pairs(ensemble, pairs).accuracy
+    assert evaluation.ensemble.nll == pytest.approx(evaluate_pairs(ensemble, pairs).nll, abs=1e-6)
+    for report, member in zip(evaluation.members, ensemble.members):
+        alone = evaluate_pairs(member, pairs)
+        assert report.accuracy == alone.accuracy and report.ece == pytest.approx(alone.ece, abs=1e-6)
+    assert evaluation.mean_disagreement > 0
