@@ -48,14 +48,11 @@ def local_judge_preferences(judge, prompts: list[str], first: list[str], second:
     """The local judge's label ("a" = first, "b" = second, "tie") for each pair, judged in both orders."""
     from labeling.verdicts import Comparison
 
+    from tqdm.auto import tqdm
+
     comparisons = [Comparison(str(i), p, a, b) for i, (p, a, b) in enumerate(zip(prompts, first, second))]
-    done = [0]
-
-    def progress(n: int) -> None:
-        done[0] += n
-        print(f"[bench] local judge {done[0]}/{2 * len(comparisons)} forward passes", file=sys.stderr)
-
-    scores = judge.score_both_orders(comparisons, on_batch=progress)
+    with tqdm(total=2 * len(comparisons), desc="local judge forward passes", unit="req") as bar:
+        scores = judge.score_both_orders(comparisons, on_batch=bar.update)
     return [judge.label_from_scores(c.id, pair).choice for c, pair in zip(comparisons, scores)]
 
 
