@@ -93,9 +93,29 @@ class RewardModelArguments:
         default="default",
         metadata={
             "help": "'default': the architecture's own sequence-classification head ([CLS] pooler for BERT, last "
-            "token for decoders). 'mean': BERT encoders only, the head reads the mean of the token states, which is "
-            "what sentence-embedding models such as all-MiniLM-L6-v2 were trained to produce."
+            "token for decoders). 'mean': the head reads the mean of the token states: all tokens for BERT encoders "
+            "(what sentence-embedding models such as all-MiniLM-L6-v2 were trained to produce), the response's "
+            "tokens for Llama decoders such as SmolLM2 (reward_models/mean_pooled.py)."
         },
+    )
+    keep_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Decoders with pooling 'mean' only: keep the lowest N transformer layers and drop the rest. A "
+            "middle layer is the better reward feature for a small LM, and the dropped layers cost nothing."
+        },
+    )
+    head_init: str = field(
+        default="random",
+        metadata={
+            "help": "'random': the reward head starts random. 'linear_probe': before training, fit the head by "
+            "L2-regularised Bradley-Terry logistic regression on the frozen model's pooled features of the training "
+            "pairs (linear probing, then fine-tuning); pooling 'mean' only."
+        },
+    )
+    probe_l2: float = field(
+        default=0.5,
+        metadata={"help": "L2 strength of the linear probe, on standardised feature differences (head_init 'linear_probe')."},
     )
     freeze_bottom_layers: int = field(
         default=0,
@@ -116,6 +136,14 @@ class RewardModelArguments:
             raise ValueError(f"pooling must be 'default' or 'mean', got {self.pooling!r}")
         if self.freeze_bottom_layers < 0:
             raise ValueError(f"freeze_bottom_layers must be >= 0, got {self.freeze_bottom_layers}")
+        if self.keep_layers is not None and (self.keep_layers < 1 or self.pooling != "mean"):
+            raise ValueError(f"keep_layers needs pooling 'mean' and must be >= 1, got {self.keep_layers} with pooling {self.pooling!r}")
+        if self.head_init not in ("random", "linear_probe"):
+            raise ValueError(f"head_init must be 'random' or 'linear_probe', got {self.head_init!r}")
+        if self.head_init == "linear_probe" and self.pooling != "mean":
+            raise ValueError("head_init 'linear_probe' needs pooling 'mean' (a head on pooled features)")
+        if self.probe_l2 <= 0:
+            raise ValueError(f"probe_l2 must be positive, got {self.probe_l2}")
 
 
 @dataclass

@@ -10,14 +10,16 @@ conversations from training; we tokenize ahead and hand TRL ``chosen_ids``/``rej
 
 Encoder models (BERT, MiniLM) read ``[CLS] prompt [SEP] response [SEP]`` and score the [CLS]
 position; decoder models read ``prompt response <eos>`` and score the last token (which, being
-the EOS, has attended to the whole sequence). This module knows nothing about training.
+the EOS, has attended to the whole sequence). A decoder whose head pools the response's tokens
+(``mean_pooled``) reads ``prompt <marker> response <eos>``: ``response_marker`` names the special
+token that tells it where the response starts. This module knows nothing about training.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["EncodingSpec", "encode", "encode_many", "prepare_tokenizer"]
+__all__ = ["EncodingSpec", "encode", "encode_many", "marker_id", "prepare_tokenizer"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class EncodingSpec:
     max_length: int = 256
     max_response_tokens: int = 128
     response_prefix: str = "\n\nAssistant:"
+    response_marker: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
@@ -41,7 +44,7 @@ class EncodingSpec:
 
     @classmethod
     def from_dict(cls, obj: dict) -> EncodingSpec:
-        return cls(**{k: obj[k] for k in ("max_length", "max_response_tokens", "response_prefix") if k in obj})
+        return cls(**{k: obj[k] for k in ("max_length", "max_response_tokens", "response_prefix", "response_marker") if k in obj})
 
 
 def prepare_tokenizer(tokenizer):
@@ -60,6 +63,14 @@ def prepare_tokenizer(tokenizer):
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has no pad, unk or eos token to pad with")
     tokenizer.padding_side = "right"
     return tokenizer
+
+
+def marker_id(tokenizer, marker: str) -> int:
+    """The id of a single special token, or a clear error when the tokenizer has no such token."""
+    token_id = tokenizer.convert_tokens_to_ids(marker)
+    if token_id is None or token_id == tokenizer.unk_token_id and marker != tokenizer.unk_token:
+        raise ValueError(f"response marker {marker!r} is not a token of {type(tokenizer).__name__}")
+    return token_id
 
 
 def _is_encoder(tokenizer) -> bool:
@@ -81,6 +92,8 @@ def encode(tokenizer, spec: EncodingSpec, prompt: str, response: str) -> list[in
         if tokenizer.eos_token_id is None:
             raise ValueError(f"decoder tokenizer {type(tokenizer).__name__} has no EOS token to read the reward at")
         head, middle, tail = [], [], [tokenizer.eos_token_id]
+        if spec.response_marker is not None:
+            middle = [marker_id(tokenizer, spec.response_marker)]
     budget = spec.max_length - len(head) - len(middle) - len(tail)
     response_ids = response_ids[: min(spec.max_response_tokens, budget)]
     prompt_budget = budget - len(response_ids)

@@ -34,7 +34,7 @@ from . import local_models
 from .artifacts import MODEL_SUBDIR, RewardModelManifest, is_artifact, read_manifest, write_manifest
 from .calibration import calibrate
 from .config import RewardDataArguments, RewardModelArguments, RewardTrainingConfig
-from .encoding import EncodingSpec, encode, prepare_tokenizer
+from .encoding import EncodingSpec, encode, marker_id, prepare_tokenizer
 from .evaluation import evaluate_rewards
 from .mean_pooled import load_mean_pooled
 from .scoring import RewardScorer
@@ -129,6 +129,79 @@ def _freeze_bottom(model, n_layers: int) -> None:
             p.requires_grad_(False)
 
 
+def _response_marker(tokenizer) -> str:
+    """The special token that marks where a response starts: the tokenizer's BOS (SmolLM2: <|im_start|>)."""
+    bos = tokenizer.bos_token
+    if bos is None or bos in (tokenizer.eos_token, tokenizer.pad_token):
+        raise ValueError(f"pooling 'mean' on a decoder needs a BOS token distinct from EOS and padding to mark the response; "
+                         f"{type(tokenizer).__name__} has bos={bos!r}")
+    return bos
+
+
+def pooled_features(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16) -> torch.Tensor:
+    """``model.pooled`` of every token sequence (float32, in input order), batched by length, no gradients."""
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    out = torch.empty((len(sequences), model.config.hidden_size))
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="linear probe: features", unit="batch"):
+            idx = order[start : start + batch_size]
+            width = max(len(sequences[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
+                mask[row, : len(sequences[i])] = 1
+            out[idx] = model.pooled(ids, mask).float()
+    model.train(was_training)
+    return out
+
+
+def fit_bradley_terry_probe(chosen: torch.Tensor, rejected: torch.Tensor, l2: float, max_iter: int = 500) -> torch.Tensor:
+    """Weights w minimising mean(softplus(-(w . (chosen - rejected)))) + l2/2 |w * scale|^2.
+
+    Bradley-Terry logistic regression without intercept (a shared offset cancels in a pair),
+    solved by L-BFGS on feature differences standardised by their spread, so ``l2`` means the
+    same whatever the features' scale. Returns w for the unstandardised features.
+    """
+    diff = (chosen - rejected).double()
+    scale = diff.std(dim=0).clamp(min=1e-6)
+    z = diff / scale
+    w = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.softplus(-(z @ w)).mean() + 0.5 * l2 * (w @ w)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return (w.detach() / scale).float()
+
+
+def fit_linear_head(model, dataset, pad_id: int, l2: float) -> float:
+    """Linear probing: set ``model.score`` to the Bradley-Terry probe on the frozen pooled features.
+
+    Returns the probe's accuracy on the pairs it was fitted on. Fine-tuning then starts from a head
+    that already ranks the pairs, instead of a random one that first drags the features around
+    (linear probing then fine-tuning, Kumar et al. 2022).
+    """
+    chosen = pooled_features(model, list(dataset["chosen_ids"]), pad_id)
+    rejected = pooled_features(model, list(dataset["rejected_ids"]), pad_id)
+    w = fit_bradley_terry_probe(chosen, rejected, l2)
+    with torch.no_grad():
+        model.score.weight.copy_(w.unsqueeze(0))
+        if model.score.bias is not None:
+            model.score.bias.zero_()
+    accuracy = float(((chosen - rejected) @ w > 0).float().mean())
+    logger.info("linear probe on %d pairs: training accuracy %.3f", len(chosen), accuracy)
+    return accuracy
+
+
 def _head_name(model) -> str:
     for name in ("score", "classifier"):
         if hasattr(model, name):
@@ -152,6 +225,7 @@ class RewardRun:
     encoding: EncodingSpec
     model_path: Path
     n_train_pairs: int
+    probe_accuracy: float | None = None  # head_init 'linear_probe': the probe's accuracy on the training pairs
 
 
 def build_trainer(
@@ -167,14 +241,27 @@ def build_trainer(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_path = resolve_model_path(model_args.model_name_or_path, models_dir)
+    probe_accuracy = None
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(model_path))
-    encoding = EncodingSpec(training_args.max_length, min(data_args.max_response_tokens, training_args.max_length - 4))
+    # A decoder that pools its response's tokens needs a marker between prompt and response.
+    marker = _response_marker(tokenizer) if model_args.pooling == "mean" and tokenizer.cls_token_id is None else None
+    encoding = EncodingSpec(
+        training_args.max_length, min(data_args.max_response_tokens, training_args.max_length - 4), response_marker=marker
+    )
     train_records = snapshot.train[: data_args.max_train_pairs] if data_args.max_train_pairs else snapshot.train
     train_dataset = build_preference_dataset(train_records, tokenizer, encoding, data_args.margin_scale)
 
     # Weights stay float32 (the optimizer's master copy); bf16 is mixed precision via the Trainer.
     if model_args.pooling == "mean":
-        model = load_mean_pooled(model_path, num_labels=1, dtype=torch.float32)
+        model = load_mean_pooled(
+            model_path,
+            num_labels=1,
+            keep_layers=model_args.keep_layers,
+            response_start_token_id=marker_id(tokenizer, marker) if marker else None,
+            dtype=torch.float32,
+        )
+        if model_args.head_init == "linear_probe":
+            probe_accuracy = fit_linear_head(model, train_dataset, tokenizer.pad_token_id, model_args.probe_l2)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=1, dtype=torch.float32)
     n_layers = len(_transformer_layers(model))
@@ -208,7 +295,7 @@ def build_trainer(
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    return RewardRun(trainer, tokenizer, encoding, Path(model_path), len(train_records))
+    return RewardRun(trainer, tokenizer, encoding, Path(model_path), len(train_records), probe_accuracy)
 
 
 def train_reward_model(
@@ -270,6 +357,8 @@ def train_reward_model(
     metrics = {k if k.startswith("train_") else f"train_{k}": v for k, v in train_result.metrics.items()}
     metrics["train_wall_seconds"] = train_seconds
     metrics["train_pairs"] = run.n_train_pairs
+    if run.probe_accuracy is not None:
+        metrics["train_probe_accuracy"] = run.probe_accuracy
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     # Under `accelerate launch` every process trains; only the main one writes the artifact.

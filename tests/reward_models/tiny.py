@@ -29,23 +29,25 @@ def toy_pairs(n: int, seed: int = 0) -> list[PreferencePair]:
     return pairs
 
 
-def make_word_tokenizer():
+def make_word_tokenizer(bos: bool = False):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<eos>"]
+    specials = ["<unk>", "<eos>"] + (["<s>"] if bos else [])
     vocab = {tok: i for i, tok in enumerate(specials + sorted(set(WORDS) | {"Assistant:", ":"} | set(map(str, range(100)))))}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<eos>", pad_token="<eos>",
+                                   **({"bos_token": "<s>"} if bos else {}))
 
 
-def save_tiny_decoder(path: Path) -> Path:
+def save_tiny_decoder(path: Path, bos: bool = False) -> Path:
+    """``bos=True`` gives the tokenizer a ``<s>`` BOS token, which a mean-pooled decoder uses as its response marker."""
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     torch.manual_seed(0)
-    tokenizer = make_word_tokenizer()
+    tokenizer = make_word_tokenizer(bos)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=16,
