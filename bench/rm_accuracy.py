@@ -14,6 +14,7 @@ reported; pass ``--fresh`` to retrain).
 
     python bench/rm_accuracy.py                                   # recipes/reward_minilm.yaml
     python bench/rm_accuracy.py --recipe recipes/reward_hh.yaml
+    python bench/rm_accuracy.py --recipe recipes/reward_hh.yaml --ensemble-recipes recipes/reward_hh_smollm2.yaml
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def machine() -> dict:
     }
 
 
+def metrics_seconds(result) -> float:
+    """Training wall time recorded in a reward model's manifest (also for a reused artifact)."""
+    return float(result.manifest.metrics.get("train_wall_seconds", 0.0))
+
+
 def split_held_out(pairs, test_size: int):
     """(training pool, held-out) by the hash of each pair's content: independent of file order."""
     ranked = sorted(pairs, key=lambda p: hashlib.sha256(("heldout:" + p.content_hash()).encode()).hexdigest())
@@ -65,7 +71,10 @@ def main() -> None:
     parser.add_argument("--ensemble-seeds", nargs="*", type=int, default=[], metavar="SEED",
                         help="also train the recipe with these seeds and report the ensemble of all members "
                              "(reward_models.EnsembleScorer) next to each member")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides")
+    parser.add_argument("--ensemble-recipes", nargs="*", default=[], metavar="RECIPE",
+                        help="also train these recipes on the same snapshot and report the ensemble of all members "
+                             "(different models make different mistakes, which seeds of one recipe do not)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides (the main recipe only)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -111,22 +120,27 @@ def main() -> None:
         report = evaluate_pairs(scorer, held_out)
         eval_seconds = time.perf_counter() - eval_start
         ensemble = None
-        if args.ensemble_seeds:
-            members = [result.artifact_dir]
-            for seed in args.ensemble_seeds:
-                member_out = out.parent / f"{out.name}-seed{seed}"
-                member_recipe = load_recipe(recipe_path, {**parse_overrides(args.set), "seed": seed}, output_dir=member_out)
-                print(f"[bench] ensemble member seed {seed}", file=sys.stderr)
-                members.append(train_reward_model(snapshot, member_recipe.model, member_recipe.data, member_recipe.training,
-                                                  name=f"bench-{recipe_path.stem}-seed{seed}",
-                                                  models_dir=REPO / "var" / "models").artifact_dir)
-            joint = evaluate_ensemble(EnsembleScorer([scorer] + [RewardScorer.load(m) for m in members[1:]]), held_out)
+        if args.ensemble_seeds or args.ensemble_recipes:
+            # (label, recipe) of every extra member: the main recipe with other seeds, then other recipes.
+            extra = [(f"{recipe_path.stem}-seed{seed}", load_recipe(recipe_path, {**parse_overrides(args.set), "seed": seed},
+                                                                    output_dir=out.parent / f"{out.name}-seed{seed}"))
+                     for seed in args.ensemble_seeds]
+            extra += [(Path(p).stem, load_recipe(p, output_dir=out.parent / Path(p).stem)) for p in args.ensemble_recipes]
+            members, member_seconds = [scorer], [metrics_seconds(result)]
+            for label, member_recipe in extra:
+                print(f"[bench] ensemble member {label}", file=sys.stderr)
+                trained = train_reward_model(snapshot, member_recipe.model, member_recipe.data, member_recipe.training,
+                                             name=f"bench-{label}", models_dir=REPO / "var" / "models")
+                members.append(RewardScorer.load(trained.artifact_dir))
+                member_seconds.append(metrics_seconds(trained))
+            joint = evaluate_ensemble(EnsembleScorer(members), held_out)
             ensemble = {
-                "seeds": [recipe.training.seed, *args.ensemble_seeds],
+                "members": [recipe_path.stem] + [label for label, _ in extra],
                 "accuracy": round(joint.ensemble.accuracy, 4),
                 "ece_calibrated": round(joint.ensemble.ece, 4),
                 "member_accuracies": [round(m.accuracy, 4) for m in joint.members],
                 "mean_member_disagreement": round(joint.mean_disagreement, 4),
+                "train_seconds": round(sum(member_seconds), 1),
             }
 
     metrics = result.manifest.metrics

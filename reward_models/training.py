@@ -340,6 +340,8 @@ def train_reward_model(
     (out / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2) + "\n", encoding="utf-8")
 
     # 2. Model, tokenizer, data, trainer.
+    # The clock includes tokenizing and, with head_init 'linear_probe', the probe's feature pass.
+    start = time.perf_counter()
     run = build_trainer(snapshot, model_args, data_args, training_args, models_dir=models_dir, callbacks=callbacks)
     trainer, tokenizer, encoding = run.trainer, run.tokenizer, run.encoding
 
@@ -347,7 +349,6 @@ def train_reward_model(
     last = get_last_checkpoint(str(out)) if out.exists() else None
     if last:
         logger.info("resuming from %s", last)
-    start = time.perf_counter()
     train_result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - start
 

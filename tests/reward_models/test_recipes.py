@@ -11,7 +11,7 @@ from reward_models.recipes import load_recipe, parse_overrides
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-@pytest.mark.parametrize("name", ["reward_minilm.yaml", "reward_hh.yaml", "reward_smollm2.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("reward_*.yaml")))
 def test_shipped_recipes_load(name, tmp_path):
     recipe = load_recipe(RECIPES / name, output_dir=tmp_path)
     assert recipe.model.model_name_or_path in ("minilm", "smollm2")
