@@ -25,16 +25,47 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from . import mean_pooled  # noqa: F401  (registers the mean-pooled BERT head with the Auto classes)
+from . import mean_pooled  # noqa: F401  (registers the mean-pooled heads with the Auto classes)
 from .artifacts import MODEL_SUBDIR, is_artifact, read_manifest
 from .encoding import EncodingSpec, encode_many, prepare_tokenizer
 from .pairs import Message, PreferencePair
 
-__all__ = ["EnsembleScorer", "RewardScorer", "load_scorer"]
+__all__ = ["EnsembleScorer", "RewardScorer", "length_batches", "load_scorer", "pad_batch"]
 
 
 def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first, so memory peaks early).
+
+    A batch holds at most ``batch_size`` sequences and ``max_batch_tokens`` padded tokens (a single
+    longer sequence still gets a batch of its own).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, current = [], []
+    for i in order:
+        # Sorted descending, the first index of a batch is its longest: padded size = n x that.
+        width = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) >= batch_size or (len(current) + 1) * width > max_batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_batch(ids: Sequence[Sequence[int]], batch: Sequence[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of the sequences ``ids[i] for i in batch``, right-padded with ``pad_id``."""
+    width = max(len(ids[i]) for i in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        input_ids[row, : len(ids[i])] = torch.as_tensor(ids[i], dtype=torch.long)
+        mask[row, : len(ids[i])] = 1
+    return input_ids, mask
 
 
 class RewardScorer:
@@ -106,33 +137,12 @@ class RewardScorer:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         return cls(model, tokenizer, encoding, temperature, batch_size, max_batch_tokens, device, name)
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        """Indices grouped into batches of similar length (longest first, so memory peaks early)."""
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batches, current = [], []
-        for i in order:
-            # Sorted descending, the first index of a batch is its longest: padded size = n x that.
-            width = lengths[current[0]] if current else lengths[i]
-            if current and (len(current) >= self.batch_size or (len(current) + 1) * width > self.max_batch_tokens):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
-
     @torch.inference_mode()
     def score_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         """Rewards for already-encoded sequences, in their order."""
         out = np.empty(len(ids), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id
-        for batch in self._batches([len(x) for x in ids]):
-            width = max(len(ids[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, : len(ids[i])] = torch.as_tensor(ids[i], dtype=torch.long)
-                mask[row, : len(ids[i])] = 1
+        for batch in length_batches([len(x) for x in ids], self.batch_size, self.max_batch_tokens):
+            input_ids, mask = pad_batch(ids, batch, self.tokenizer.pad_token_id)
             logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
             out[batch] = logits[:, 0].float().cpu().numpy()
         return out

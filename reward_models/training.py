@@ -37,7 +37,7 @@ from .config import RewardDataArguments, RewardModelArguments, RewardTrainingCon
 from .encoding import EncodingSpec, encode, marker_id, prepare_tokenizer
 from .evaluation import evaluate_rewards
 from .mean_pooled import load_mean_pooled
-from .scoring import RewardScorer
+from .scoring import RewardScorer, length_batches, pad_batch
 from .snapshot import Snapshot, SnapshotRecord
 
 __all__ = ["RewardRun", "TrainingResult", "build_preference_dataset", "build_trainer", "resolve_model_path", "run_hyperparameters", "train_reward_model"]
@@ -138,24 +138,17 @@ def _response_marker(tokenizer) -> str:
     return bos
 
 
-def pooled_features(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16) -> torch.Tensor:
+def pooled_features(model, sequences: list[list[int]], pad_id: int, batch_size: int = 16, max_batch_tokens: int = 8192) -> torch.Tensor:
     """``model.pooled`` of every token sequence (float32, in input order), batched by length, no gradients."""
     from tqdm.auto import tqdm
 
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     out = torch.empty((len(sequences), model.config.hidden_size))
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc="linear probe: features", unit="batch"):
-            idx = order[start : start + batch_size]
-            width = max(len(sequences[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
-                mask[row, : len(sequences[i])] = 1
-            out[idx] = model.pooled(ids, mask).float()
+        batches = length_batches([len(s) for s in sequences], batch_size, max_batch_tokens)
+        for batch in tqdm(batches, desc="linear probe: features", unit="batch"):
+            out[batch] = model.pooled(*pad_batch(sequences, batch, pad_id)).float()
     model.train(was_training)
     return out
 
