@@ -8,11 +8,14 @@ response has exactly one decision row, and reads the server's batch-size metric 
 batches were).
 
 Why the speed-up is what it is: the ``scorer`` section times the routing scorer in-process (no HTTP,
-no store) at batch 1 and at batch N, counts the tokens one request costs alone and in a batch
-(a batch runs the shared system prompt once), and times a matrix product of the shape one request
-runs against a large one. Together they show where batching's gain comes from on this machine:
-fewer tokens per request, and a little more arithmetic per second. What the HTTP figure adds on top
-(safety checks, the decision row, HTTP) does not batch. Prints one JSON line.
+no store) at batch 1 and at batch N, with the backend's prefix cache (the system message's key/value
+states kept between calls) and without it, counts the tokens one request costs alone and in a batch,
+and times a matrix product of the shape one request runs against a large one. Without the prefix
+cache, most of batching's gain is running the shared system message once per batch instead of once
+per request; the prefix cache gives a request scored alone that gain too, so the ratio falls while
+both figures improve. ``second_torch_thread_ms_batch_1`` is batch 1 again while another thread that
+has run torch is alive (libgomp then stops spinning; see ``app.services.policy_runtime``, which runs
+every model call on one thread for this reason). Prints one JSON line.
 
     .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160]
 """
@@ -143,25 +146,40 @@ def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -
 
 
 def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
-    """Per-request scorer cost at batch 1 vs ``batch``, tokens per request, and matmul throughput by rows."""
+    """Per-request scorer cost at batch 1 vs ``batch`` (with and without the prefix cache), tokens per request,
+    the cost of a second torch thread, and matmul throughput by rows."""
+    import threading
+
     import torch
 
     from policies.action_policy import ActionPolicy
-    from policies.backends.local import TransformersBackend, _common_prefix
+    from policies.backends.local import PrefixCache, TransformersBackend, _common_prefix
     from policies.decision_types import load_decision_types
 
     backend = TransformersBackend.load(model_dir, batch_size=batch)
     policy = ActionPolicy(load_decision_types()["ticket-routing"], backend)
     contexts = tickets[:batch]
-    policy.score_batch(contexts[:2])  # warm up
 
     def per_request_ms(size: int) -> float:
+        policy.score_batch(contexts[:2])  # warm up (and, with the prefix cache, store the system message)
+        policy.score_batch(contexts[2:3])
         started = time.perf_counter()
         for i in range(0, batch, size):
             policy.score_batch(contexts[i : i + size])
         return 1000 * (time.perf_counter() - started) / batch
 
     one, many = per_request_ms(1), per_request_ms(batch)
+    # Another thread that has run torch and is still alive (as asyncio's default pool leaves them).
+    ran, stop = threading.Event(), threading.Event()
+    other = threading.Thread(target=lambda: (policy.score_batch(contexts[:1]), ran.set(), stop.wait()))
+    other.start()
+    ran.wait()
+    second_thread = per_request_ms(1)
+    stop.set()
+    other.join()
+    backend.prefix_cache = PrefixCache(0)
+    one_plain, many_plain = per_request_ms(1), per_request_ms(batch)
+
     prompts = [backend.tokenizer(text=policy.prompt(c))["input_ids"] for c in contexts]
     shared = min(_common_prefix(prompts[0], p) for p in prompts)
     answer_tokens = sum(len(backend.tokenizer(text=policy.prompt(contexts[0]) + a + backend.end_of_turn)["input_ids"])
@@ -183,8 +201,13 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
     return {
         "per_request_ms_batch_1": round(one, 1), f"per_request_ms_batch_{batch}": round(many, 1),
         "scorer_speedup": round(one / many, 2),
+        "no_prefix_cache": {"per_request_ms_batch_1": round(one_plain, 1), f"per_request_ms_batch_{batch}": round(many_plain, 1),
+                            "scorer_speedup": round(one_plain / many_plain, 2)},
+        "prefix_cache_speedup_batch_1": round(one_plain / one, 2),
+        "second_torch_thread_ms_batch_1": round(second_thread, 1),
         "prompt_tokens_mean": round(mean_prompt, 1), "shared_prefix_tokens": shared, "answer_tokens": answer_tokens,
         "tokens_per_request_alone": round(rows_alone, 1),
+        "tokens_per_request_alone_prefix_cached": round(mean_prompt - shared + answer_tokens, 1),
         "tokens_per_request_in_batch": round(mean_prompt - shared + answer_tokens + shared / batch, 1),
         "matmul_gflops_rows_alone": round(gflops(int(rows_alone)), 1),
         "matmul_gflops_rows_1024": round(gflops(1024), 1),

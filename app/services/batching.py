@@ -3,8 +3,10 @@
 A policy scores all allowed actions of a request in one forward pass; under load, sixteen requests
 arriving together would run sixteen passes of a small batch each. ``MicroBatcher`` collects the
 items submitted while a batch is running, calls the batch function once in a worker thread, and
-hands each caller its own result. One worker runs at a time because the model shares its CPU
-threads anyway; batching is what gains throughput.
+hands each caller its own result. One batch runs at a time because the model shares its CPU
+threads anyway; batching is what gains throughput. Pass ``executor`` to choose the thread the batch
+function runs on: the policy runtime passes its single model thread (see
+``app.services.policy_runtime`` for why every model call of a process must run on one thread).
 
 ``max_wait_s`` is how long the worker lingers after the first item of an idle period for others to
 join. Measured with 16 clients (bench/api_latency.py): waiting up to 200 ms for a batch as large as
@@ -14,10 +16,10 @@ requests/s), so the short default linger stays and this module stays simple.
 Why batches of 16 clients average 7-8: a timeline of every batch shows them alternating 14, 2, 14,
 2. While 14 requests run, 2 arrive; when the 14 finish, those 2 run while the 14 clients read their
 answers and come back. Making a batch smaller than half of the requests in flight wait up to
-100 ms turned that into a steady 8, 8, 8 (the two halves take turns), and changed nothing: on two
-cores the other half's HTTP, safety and store work shares the CPU with the model either way, and a
-request costs ~0.24 s of batch time in both patterns (0.16 s in-process with nothing else
-running). Throughput 3.8-4.1 vs 3.9 requests/s; not kept.
+100 ms turned that into a steady 8, 8, 8 and changed nothing (3.8-4.1 vs 3.9 requests/s, measured
+before the policy runtime's single model thread). In process, the model costs about the same per
+request at batch 8 as at batch 14-16 (87 vs 78-100 ms), and only the pairs pay more (123 ms), so
+evening the batches out could gain ~3%: not kept.
 
 It does not retry or time out on its own: a failing batch fails every request in it, with the
 same exception.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
 __all__ = ["MicroBatcher", "BatchStats"]
@@ -55,12 +58,13 @@ class MicroBatcher(Generic[X, Y]):
     """
 
     def __init__(self, fn: Callable[[Sequence[X]], Sequence[Y]], max_batch: int = 32, max_wait_s: float = 0.002,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, executor: Executor | None = None):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
         self.fn, self.max_batch, self.max_wait_s, self.on_batch = fn, max_batch, max_wait_s, on_batch
+        self.executor = executor  # None: asyncio's default thread pool
         self.stats = BatchStats()
         self._queue: asyncio.Queue[tuple[X, asyncio.Future[Y]]] | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -87,7 +91,7 @@ class MicroBatcher(Generic[X, Y]):
                 self.on_batch(len(batch))
             items = [item for item, _ in batch]
             try:
-                results = await asyncio.to_thread(self.fn, items)
+                results = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, items)
                 if len(results) != len(items):
                     raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller

@@ -54,12 +54,12 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
     verdict_out = None
     generated = None
     if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
-        policy = serving.runtime.get(version).policy
+        policy = (await serving.runtime.aget(version)).policy
         convo = list(messages)
         if convo[0]["role"] != "system" and dt.prompt.system:
             convo.insert(0, {"role": "system", "content": dt.prompt.system})
         prompt = policy.backend.render(convo)
-        [generated] = await asyncio.to_thread(
+        [generated] = await serving.runtime.run(
             policy.backend.generate, [prompt], max_new_tokens=min(max_tokens or dt.max_new_tokens, 512),
             temperature=policy.temperature if temperature is None else temperature, top_p=policy.top_p,
             seed=policy.seed if seed is None else seed)

@@ -146,8 +146,8 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     shadow_proposal: ActionDecision | None = None
     draft: str | None = None
     if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
-        loaded = runtime.get(serving)
-        shadow_loaded = runtime.get(shadow) if shadow is not None else None
+        loaded = await runtime.aget(serving)
+        shadow_loaded = await runtime.aget(shadow) if shadow is not None else None
         if dt.kind == "action":
             jobs = [loaded.batcher.submit(context)] + ([shadow_loaded.batcher.submit(context)] if shadow_loaded else [])
             scores = await asyncio.gather(*jobs)

@@ -5,15 +5,29 @@ a ``PolicyVersion`` row into a ready policy object (``ActionPolicy`` / ``TextPol
 transformers or OpenAI-compatible backend), and gives each loaded policy a ``MicroBatcher`` so that
 concurrent requests share one forward pass. Loading is lazy and happens once per version.
 
+Every model call of the runtime (loading, scoring, generation) runs on ONE thread, ``model_thread``.
+PyTorch's CPU build parallelises with OpenMP, and every thread that runs a torch operation gets its own
+OpenMP team that lives as long as the thread. Once a second team exists, libgomp sees more threads than
+cores and stops spinning between parallel regions, so each of the thousands of small operations of a
+forward pass pays a sleep and a wake-up. Measured in process on 2 cores (SmolLM2-135M, ticket routing):
+after one other thread had scored a single request, scoring alone went from 254 to 370 ms per request
+(+45%), and a batch of 16 from 87 to 92 ms per request; when that thread ended, it was back to 277 ms.
+asyncio's default pool spreads calls over up to six threads, so the server paid this on every request.
+A single model thread also keeps a first-use load (seconds) off the event loop.
+
 ``backend_factory`` is the seam tests use to serve a tiny model instead of SmolLM2.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
@@ -30,6 +44,7 @@ from policies.decision_types import DecisionType, load_decision_types
 __all__ = ["PolicyRuntime", "LoadedPolicy", "BASE_MODEL", "ensure_base_policy", "SHIPPED_DECISION_TYPES"]
 
 BASE_MODEL = "SmolLM2-135M-Instruct"
+T = TypeVar("T")
 SHIPPED_DECISION_TYPES = Path(__file__).resolve().parents[2] / "policies" / "decision_types"
 
 
@@ -70,6 +85,17 @@ class PolicyRuntime:
         self.max_wait_s = settings.policy_max_wait_ms / 1000
         self._loaded: dict[str, LoadedPolicy] = {}
         self._lock = threading.Lock()
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbiter-model")
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a model call on the model thread (see the module docstring) without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, functools.partial(fn, *args, **kwargs))
+
+    async def aget(self, version: PolicyVersion) -> LoadedPolicy:
+        """``get`` from the event loop: a first load runs on the model thread."""
+        with self._lock:
+            loaded = self._loaded.get(version.id)
+        return loaded if loaded is not None else await self.run(self.get, version)
 
     def decision_type(self, name: str) -> DecisionType | None:
         return self.decision_types.get(name)
@@ -88,12 +114,12 @@ class PolicyRuntime:
                     epsilon=float(params.get("epsilon", self.settings.policy_epsilon)), seed=int(params.get("seed", 0)),
                     policy_id=version.id)
                 batcher = MicroBatcher(policy.score_batch, max_batch=self.max_batch, max_wait_s=self.max_wait_s,
-                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe)
+                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe, executor=self.model_thread)
             else:
                 policy = TextPolicy(dt, backend, temperature=float(params.get("temperature", 0.7)), seed=int(params.get("seed", 0)),
                                     policy_id=version.id)
                 batcher = MicroBatcher(policy.draft_batch, max_batch=min(self.max_batch, 8), max_wait_s=self.max_wait_s,
-                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe)
+                                       on_batch=POLICY_BATCH_SIZE.labels(dt.name).observe, executor=self.model_thread)
             loaded = LoadedPolicy(version.id, policy, batcher)
             self._loaded[version.id] = loaded
             return loaded

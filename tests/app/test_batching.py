@@ -129,3 +129,58 @@ def test_runtime_batches_with_the_configured_wait_and_reports_sizes(tmp_path):
 
     assert len(asyncio.run(main())) == 5
     assert metric._sum.get() - before == 5
+
+
+def test_runtime_loads_and_scores_every_policy_on_its_one_model_thread(tmp_path):
+    """Loading and every batch of every policy run on the runtime's single model thread, never on the event
+    loop's thread or asyncio's default pool (a second thread that runs torch slows every model call)."""
+    from app.models import PolicyVersion
+    from app.services.policy_runtime import PolicyRuntime
+    from app.settings import Settings
+
+    threads: list[tuple[str, str]] = []
+
+    class Backend:
+        def render(self, messages):
+            return str(messages)
+
+        def completion_logprobs(self, prompts, completions):
+            import numpy as np
+
+            threads.append(("score", threading.current_thread().name))
+            time.sleep(0.01)
+            return np.zeros((len(prompts), len(completions)))
+
+    def factory(version):
+        threads.append(("load", threading.current_thread().name))
+        return Backend()
+
+    runtime = PolicyRuntime(Settings(var_dir=tmp_path), backend_factory=factory, max_batch=4)
+    versions = [PolicyVersion(id=f"p{i}", decision_type="ticket-routing", name=f"p{i}", base_model="x") for i in range(2)]
+    context = {"subject": "Refund", "body": "I was charged twice.", "customer": {"tier": "standard"}}
+
+    async def main():
+        loop_thread = threading.current_thread().name
+        loaded = [await runtime.aget(v) for v in versions]
+        assert await runtime.aget(versions[0]) is loaded[0]  # loaded once
+        await asyncio.gather(*(p.batcher.submit(context) for p in loaded for _ in range(6)))
+        generated = await runtime.run(lambda: threading.current_thread().name)
+        return loop_thread, generated
+
+    loop_thread, generated = asyncio.run(main())
+    names = {name for _, name in threads} | {generated}
+    assert [kind for kind, _ in threads].count("load") == 2 and threads.count(("score", next(iter(names)))) >= 2
+    assert len(names) == 1 and loop_thread not in names and names.pop().startswith("arbiter-model")
+
+
+def test_batcher_runs_on_the_given_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="only-here")
+    batcher = MicroBatcher(lambda xs: [threading.current_thread().name for _ in xs], max_batch=4, executor=executor)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(6)))
+
+    assert {name.split("_")[0] for name in asyncio.run(main())} == {"only-here"}
+    executor.shutdown()
