@@ -102,9 +102,9 @@ def _batch_sizes(metrics: str) -> tuple[int, float]:
     return int(count), round(total / count, 2) if count else 0.0
 
 
-def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -> dict:
+def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict], dtype: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "ARBITER_VAR_DIR": f"{tmp}/var", "ARBITER_POLICY_MAX_BATCH": str(max_batch),
+        env = {**os.environ, "ARBITER_VAR_DIR": f"{tmp}/var", "ARBITER_POLICY_MAX_BATCH": str(max_batch), "ARBITER_POLICY_DTYPE": dtype,
                "HF_HUB_OFFLINE": "1", "ARBITER_DATABASE_URL": f"sqlite:///{tmp}/var/arbiter.db"}
         env["ARBITER_VAR_DIR"] = f"{tmp}/var"
         # Share the converted SmolLM2 checkpoint instead of converting it per run.
@@ -145,7 +145,7 @@ def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict]) -
         return {"decisions": decisions, "noop": noop}
 
 
-def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
+def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: str) -> dict:
     """Per-request scorer cost at batch 1 vs ``batch`` (with and without the prefix cache), tokens per request,
     the cost of a second torch thread, and matmul throughput by rows."""
     import threading
@@ -156,7 +156,7 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
     from policies.backends.local import PrefixCache, TransformersBackend, _common_prefix
     from policies.decision_types import load_decision_types
 
-    backend = TransformersBackend.load(model_dir, batch_size=batch)
+    backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=dtype)
     policy = ActionPolicy(load_decision_types()["ticket-routing"], backend)
     contexts = tickets[:batch]
 
@@ -169,6 +169,21 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
         return 1000 * (time.perf_counter() - started) / batch
 
     one, many = per_request_ms(1), per_request_ms(batch)
+    served_scores = policy.score_batch(contexts)
+    float32 = None
+    if backend.model.dtype != torch.float32:
+        # The same scorer in float32: the cost and the drift of the reduced precision.
+        policy.backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=torch.float32)
+        reference = policy.score_batch(contexts)
+        one32, many32 = per_request_ms(1), per_request_ms(batch)
+        drift = [abs(a[k] - b[k]) for a, b in zip(served_scores, reference) for k in a]
+        probs = [(policy.probabilities(a), policy.probabilities(b)) for a, b in zip(served_scores, reference)]
+        float32 = {"per_request_ms_batch_1": round(one32, 1), f"per_request_ms_batch_{batch}": round(many32, 1),
+                   "scorer_speedup": round(one32 / many32, 2), "logprob_abs_diff_mean": round(statistics.mean(drift), 4),
+                   "logprob_abs_diff_max": round(max(drift), 4),
+                   "probability_abs_diff_max": round(max(abs(p[k] - q[k]) for p, q in probs for k in p), 4),
+                   "same_greedy_action": round(statistics.mean(max(p, key=p.get) == max(q, key=q.get) for p, q in probs), 3)}
+        policy.backend = backend
     # Another thread that has run torch and is still alive (as asyncio's default pool leaves them).
     ran, stop = threading.Event(), threading.Event()
     other = threading.Thread(target=lambda: (policy.score_batch(contexts[:1]), ran.set(), stop.wait()))
@@ -199,8 +214,9 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int) -> dict:
     mean_prompt = statistics.mean(len(p) for p in prompts)
     rows_alone = mean_prompt + answer_tokens
     return {
+        "dtype": str(backend.model.dtype).removeprefix("torch."),
         "per_request_ms_batch_1": round(one, 1), f"per_request_ms_batch_{batch}": round(many, 1),
-        "scorer_speedup": round(one / many, 2),
+        "scorer_speedup": round(one / many, 2), "float32": float32,
         "no_prefix_cache": {"per_request_ms_batch_1": round(one_plain, 1), f"per_request_ms_batch_{batch}": round(many_plain, 1),
                             "scorer_speedup": round(one_plain / many_plain, 2)},
         "prefix_cache_speedup_batch_1": round(one_plain / one, 2),
@@ -218,20 +234,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=160)
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=os.environ.get("ARBITER_POLICY_DTYPE", "auto"),
+                        help="policy precision for both servers and the scorer (auto: bfloat16 where native)")
     args = parser.parse_args()
     from reward_models.local_models import smollm2_dir
 
     model_dir = smollm2_dir(REPO / "var" / "models")
     tickets = _tickets(64)
     print("[bench] scorer in-process, batch 1 vs batch", args.concurrency, file=sys.stderr)
-    scorer = _scorer_analysis(model_dir, tickets, args.concurrency)
+    scorer = _scorer_analysis(model_dir, tickets, args.concurrency, args.dtype)
     print(f"[bench] batched server, {args.concurrency} clients x {args.requests} requests", file=sys.stderr)
-    batched = _run_server(32, args.concurrency, args.requests, tickets)
+    batched = _run_server(32, args.concurrency, args.requests, tickets, args.dtype)
     print("[bench] unbatched server", file=sys.stderr)
-    unbatched = _run_server(1, args.concurrency, args.requests, tickets)
+    unbatched = _run_server(1, args.concurrency, args.requests, tickets, args.dtype)
     speedup = batched["decisions"]["rps"] / unbatched["decisions"]["rps"]
     print(json.dumps({
-        "bench": "api_latency", "concurrency": args.concurrency, "requests": args.requests,
+        "bench": "api_latency", "dtype": scorer["dtype"], "concurrency": args.concurrency, "requests": args.requests,
         "batched": batched, "unbatched": unbatched, "batching_speedup": round(speedup, 2), "target_speedup": 3.0,
         "meets_target": speedup >= 3.0, "scorer": scorer, "scorer_meets_target": scorer["scorer_speedup"] >= 3.0,
         "no_lost_decisions": batched["decisions"]["every_2xx_has_one_row"] and unbatched["decisions"]["every_2xx_has_one_row"],

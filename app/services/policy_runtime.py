@@ -69,7 +69,7 @@ def default_backend_factory(settings: Settings) -> Callable[[PolicyVersion], Pol
             model_dir = smollm2_dir(settings.models_dir)
         else:
             model_dir = Path(version.base_model)
-        return load_backend(BackendSpec(kind="transformers", model_dir=model_dir))
+        return load_backend(BackendSpec(kind="transformers", model_dir=model_dir, dtype=settings.policy_dtype))
 
     return factory
 

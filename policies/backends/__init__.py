@@ -28,6 +28,7 @@ class BackendSpec(BaseModel):
     model: str | None = None  # openai: the served model name
     api_key: str = "EMPTY"
     device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"  # transformers: "auto" is bfloat16 where matmuls run it natively
     batch_size: int = 16
     timeout_s: float = 30.0
 
@@ -43,7 +44,7 @@ class BackendSpec(BaseModel):
 def load_backend(spec: BackendSpec) -> PolicyBackend:
     """Instantiate the backend ``spec`` describes (loads weights for ``transformers``)."""
     if spec.kind == "transformers":
-        return TransformersBackend.load(spec.model_dir, device=spec.device, batch_size=spec.batch_size)
+        return TransformersBackend.load(spec.model_dir, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size)
     return OpenAICompatibleBackend(spec.base_url, spec.model, api_key=spec.api_key, timeout=spec.timeout_s)
 
 

@@ -10,14 +10,22 @@ probabilities served are the ones DPO trains.
 
 Across calls, one more share: the key/value states of a prompt prefix that recurs from call to call (the
 system message of a decision type) are kept in a small LRU (``prefix_cache_size`` entries, a few MB each for
-SmolLM2-135M) and reused, so a request scored alone no longer recomputes the system message either (on 2 CPU cores, 254 -> 208 ms
-per ticket alone; 84 -> 79 ms in a batch of 16, which ran the system message once anyway). A prefix is
+SmolLM2-135M) and reused, so a request scored alone no longer recomputes the system message either (2 CPU cores, float32: 254 -> 208 ms per
+ticket alone, bfloat16: 162 -> 144 ms; no change in a batch of 16, which runs the system message once anyway). A prefix is
 stored once two calls' prompts share at least ``MIN_CACHED_PREFIX`` tokens; it is exact for any prompt whose token
 ids start with it, because a causal model's states of a prefix do not depend on what follows.
 
 Within a chunk, the prompts' remainders and answers (levels 2 and 3) run as one padded batch per group of prompts of
-similar length (``length_groups``): on 2 CPU cores this took a batch of 16 tickets from 85 to 79 ms per request
-and a batch of 32 from 94 to 73.
+similar length (``length_groups``) when the model runs in float32 on a CPU: on 2 cores this took a batch of 32
+tickets from 84-87 to 76-79 ms per request (no change at 16). In bfloat16 a forward pass's fixed cost outweighs the
+padding, and the chunk runs as one group.
+
+Precision: ``dtype="auto"`` loads bfloat16 where matrix products run it natively (a CPU with AMX tiles, a CUDA
+GPU with bfloat16; ``native_bfloat16``), float32 elsewhere, where bfloat16 is emulated and slower. On this
+project's 2-core AMX machine, bfloat16 took a ticket alone from 201 to 144 ms and a batch of 16 from 76 to
+41 ms per ticket; the log-likelihoods moved by 0.13 nats on average (0.45 at most), the served probabilities by at
+most 0.10, and the most likely team stayed the same on 16 of 16 tickets (``bench/api_latency.py``). A policy
+samples from the probabilities it computed and logs them, so off-policy evaluation stays exact either way.
 
 Loading a trained policy: a directory with ``adapter_config.json`` is a LoRA adapter; its base model path is read
 from ``manifest.json`` (written by training) or the adapter config, and the adapter is merged for fast inference.
@@ -43,7 +51,9 @@ from policies.backends.base import Messages, render_plain
 
 # Levels 2 and 3 of a chunk run as one padded batch per group of prompts of similar length; a group's fixed
 # cost (two more forward passes) counts as this many padded tokens when choosing the groups. Measured on 2 CPU
-# cores with SmolLM2-135M: a forward pass costs ~30 ms beyond its tokens, a token ~1.1 ms at batch 16.
+# cores with SmolLM2-135M in float32: a forward pass costs ~30 ms beyond its tokens, a token ~1.1 ms. In bfloat16
+# on AMX a token costs ~0.26 ms and a pass ~54 ms (~200 tokens), and grouping was slower at every batch size, so
+# only float32 on a CPU groups.
 GROUP_PASS_TOKENS = 48
 MIN_CACHED_PREFIX = 16  # tokens; shorter recurring prefixes (a chat template's header) are not worth an entry
 
@@ -127,7 +137,7 @@ class TransformersBackend:
         model_dir: str | Path,
         *,
         device: str = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
         batch_size: int = 16,
         prefix_cache_size: int = 8,
     ) -> TransformersBackend:
@@ -135,18 +145,20 @@ class TransformersBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = Path(model_dir)
+        dtype = resolve_dtype(dtype, device)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"policy model directory not found: {model_dir}")
         if (model_dir / "adapter_config.json").exists():
             from peft import PeftModel
 
             base_dir = _adapter_base(model_dir)
-            base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+            # Merged in float32, then cast: a small LoRA update added in bfloat16 would be partly rounded away.
+            base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
             model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        return cls(model.to(device), tokenizer, name=model_dir.name, batch_size=batch_size, prefix_cache_size=prefix_cache_size)
+        return cls(model.to(device=device, dtype=dtype), tokenizer, name=model_dir.name, batch_size=batch_size, prefix_cache_size=prefix_cache_size)
 
     @property
     def end_of_turn(self) -> str:
@@ -190,7 +202,9 @@ class TransformersBackend:
         # Levels 2 and 3 run per group of prompts of similar length: one padded batch of prompts from 30 to 70
         # tokens long would spend a third of its rows on padding.
         out = np.empty((len(prompts), len(completions)), dtype=np.float64)
-        for group in length_groups([len(p) - common for p in prefixes], GROUP_PASS_TOKENS):
+        lengths = [len(p) - common for p in prefixes]
+        grouped = self.model.dtype == torch.float32 and self.device.type == "cpu"
+        for group in length_groups(lengths, GROUP_PASS_TOKENS) if grouped else [list(range(len(prompts)))]:
             out[group] = self._score_group([splits[i] for i in group], shared, common)
         return out
 
@@ -360,6 +374,29 @@ def render_with_tokenizer(tokenizer, messages: Messages) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
     return render_plain(messages)
+
+
+def native_bfloat16(device: str | torch.device = "cpu") -> bool:
+    """Whether matrix products in bfloat16 run natively (and fast) on ``device``: a CUDA GPU that supports it, or a
+    CPU with AMX tiles. Elsewhere bfloat16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(probe and probe())
+    return False
+
+
+def resolve_dtype(dtype: torch.dtype | str, device: str | torch.device = "cpu") -> torch.dtype:
+    """``"auto"``: bfloat16 where it is native (see :func:`native_bfloat16`), else float32; names or dtypes pass."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32 or bfloat16")
+    return getattr(torch, dtype)
 
 
 def length_groups(lengths: Sequence[int], pass_cost: int) -> list[list[int]]:
