@@ -1,7 +1,10 @@
 """Load the decision API on loopback: latency, throughput, and what dynamic micro-batching buys.
 
 Starts `arbiter serve` twice on fresh SQLite stores with the embedded SmolLM2-135M-Instruct
-routing policy: once with micro-batching (ARBITER_POLICY_MAX_BATCH=32) and once without (=1).
+routing policy: once with micro-batching (ARBITER_POLICY_MAX_BATCH=32) and once without (=1), both
+in the policy precision given by ``--dtype`` (default: ARBITER_POLICY_DTYPE, else float32, the
+app's default; ``auto`` is bfloat16 on a CPU with AMX). The scorer section also times the other precision (bfloat16 only where it is native) and
+reports how far its log-likelihoods and probabilities are from the served ones.
 Against each it drives `POST /v1/decisions/ticket-routing` with N concurrent clients for a fixed
 number of requests, and the same server's no-op `/healthz` alike. Then it checks that every 2xx
 response has exactly one decision row, and reads the server's batch-size metric (how full its
@@ -10,14 +13,15 @@ batches were).
 Why the speed-up is what it is: the ``scorer`` section times the routing scorer in-process (no HTTP,
 no store) at batch 1 and at batch N, with the backend's prefix cache (the system message's key/value
 states kept between calls) and without it, counts the tokens one request costs alone and in a batch,
-and times a matrix product of the shape one request runs against a large one. Without the prefix
+and times a matrix product (in the served precision) of the shape one request runs alone against a
+large one. Without the prefix
 cache, most of batching's gain is running the shared system message once per batch instead of once
 per request; the prefix cache gives a request scored alone that gain too, so the ratio falls while
 both figures improve. ``second_torch_thread_ms_batch_1`` is batch 1 again while another thread that
 has run torch is alive (libgomp then stops spinning; see ``app.services.policy_runtime``, which runs
 every model call on one thread for this reason). Prints one JSON line.
 
-    .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160]
+    .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160] [--dtype auto|float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
     import torch
 
     from policies.action_policy import ActionPolicy
-    from policies.backends.local import PrefixCache, TransformersBackend, _common_prefix
+    from policies.backends.local import PrefixCache, TransformersBackend, _common_prefix, native_bfloat16
     from policies.decision_types import load_decision_types
 
     backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=dtype)
@@ -170,19 +174,21 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
 
     one, many = per_request_ms(1), per_request_ms(batch)
     served_scores = policy.score_batch(contexts)
-    float32 = None
-    if backend.model.dtype != torch.float32:
-        # The same scorer in float32: the cost and the drift of the reduced precision.
-        policy.backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=torch.float32)
-        reference = policy.score_batch(contexts)
-        one32, many32 = per_request_ms(1), per_request_ms(batch)
-        drift = [abs(a[k] - b[k]) for a, b in zip(served_scores, reference) for k in a]
-        probs = [(policy.probabilities(a), policy.probabilities(b)) for a, b in zip(served_scores, reference)]
-        float32 = {"per_request_ms_batch_1": round(one32, 1), f"per_request_ms_batch_{batch}": round(many32, 1),
-                   "scorer_speedup": round(one32 / many32, 2), "logprob_abs_diff_mean": round(statistics.mean(drift), 4),
-                   "logprob_abs_diff_max": round(max(drift), 4),
-                   "probability_abs_diff_max": round(max(abs(p[k] - q[k]) for p, q in probs for k in p), 4),
-                   "same_greedy_action": round(statistics.mean(max(p, key=p.get) == max(q, key=q.get) for p, q in probs), 3)}
+    # The scorer in the other precision: what bfloat16 would save (or float32 cost), and how far the scores move.
+    served_dtype = backend.model.dtype
+    other = torch.float32 if served_dtype != torch.float32 else torch.bfloat16 if native_bfloat16() else None
+    alternative = None
+    if other is not None:
+        policy.backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=other)
+        scores = policy.score_batch(contexts)
+        one_other, many_other = per_request_ms(1), per_request_ms(batch)
+        drift = [abs(a[k] - b[k]) for a, b in zip(served_scores, scores) for k in a]
+        probs = [(policy.probabilities(a), policy.probabilities(b)) for a, b in zip(served_scores, scores)]
+        alternative = {"dtype": str(other).removeprefix("torch."), "per_request_ms_batch_1": round(one_other, 1),
+                       f"per_request_ms_batch_{batch}": round(many_other, 1), "scorer_speedup": round(one_other / many_other, 2),
+                       "logprob_abs_diff_mean": round(statistics.mean(drift), 4), "logprob_abs_diff_max": round(max(drift), 4),
+                       "probability_abs_diff_max": round(max(abs(p[k] - q[k]) for p, q in probs for k in p), 4),
+                       "same_greedy_action": round(statistics.mean(max(p, key=p.get) == max(q, key=q.get) for p, q in probs), 3)}
         policy.backend = backend
     # Another thread that has run torch and is still alive (as asyncio's default pool leaves them).
     ran, stop = threading.Event(), threading.Event()
@@ -202,7 +208,7 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
     hidden, ffn = backend.model.config.hidden_size, backend.model.config.intermediate_size
 
     def gflops(rows: int) -> float:
-        a, b = torch.randn(rows, hidden), torch.randn(hidden, ffn)
+        a, b = torch.randn(rows, hidden, dtype=backend.model.dtype), torch.randn(hidden, ffn, dtype=backend.model.dtype)
         for _ in range(3):
             a @ b
         reps = max(10, 20000 // rows)
@@ -212,18 +218,18 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
         return 2 * rows * hidden * ffn * reps / (time.perf_counter() - started) / 1e9
 
     mean_prompt = statistics.mean(len(p) for p in prompts)
-    rows_alone = mean_prompt + answer_tokens
+    rows_alone = mean_prompt - shared + answer_tokens  # with the system message's states cached
     return {
         "dtype": str(backend.model.dtype).removeprefix("torch."),
         "per_request_ms_batch_1": round(one, 1), f"per_request_ms_batch_{batch}": round(many, 1),
-        "scorer_speedup": round(one / many, 2), "float32": float32,
+        "scorer_speedup": round(one / many, 2), "other_precision": alternative,
         "no_prefix_cache": {"per_request_ms_batch_1": round(one_plain, 1), f"per_request_ms_batch_{batch}": round(many_plain, 1),
                             "scorer_speedup": round(one_plain / many_plain, 2)},
         "prefix_cache_speedup_batch_1": round(one_plain / one, 2),
         "second_torch_thread_ms_batch_1": round(second_thread, 1),
         "prompt_tokens_mean": round(mean_prompt, 1), "shared_prefix_tokens": shared, "answer_tokens": answer_tokens,
-        "tokens_per_request_alone": round(rows_alone, 1),
-        "tokens_per_request_alone_prefix_cached": round(mean_prompt - shared + answer_tokens, 1),
+        "tokens_per_request_alone": round(mean_prompt + answer_tokens, 1),
+        "tokens_per_request_alone_prefix_cached": round(rows_alone, 1),
         "tokens_per_request_in_batch": round(mean_prompt - shared + answer_tokens + shared / batch, 1),
         "matmul_gflops_rows_alone": round(gflops(int(rows_alone)), 1),
         "matmul_gflops_rows_1024": round(gflops(1024), 1),
@@ -234,7 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=160)
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=os.environ.get("ARBITER_POLICY_DTYPE", "auto"),
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default=os.environ.get("ARBITER_POLICY_DTYPE", "float32"),
                         help="policy precision for both servers and the scorer (auto: bfloat16 where native)")
     args = parser.parse_args()
     from reward_models.local_models import smollm2_dir

@@ -37,6 +37,21 @@ def _base_policy(demo: Demo):
     return ActionPolicy(demo.routing, demo.serving.runtime.get(base).policy.backend, temperature=1.0, epsilon=0.0)
 
 
+def _reference_policy(demo: Demo):
+    """The base routing model in float32, the precision DPO trains in: its log-likelihoods are DPO's reference,
+    which must match the policy's own at the first step (the served base may run in bfloat16)."""
+    import torch
+
+    from policies.action_policy import ActionPolicy
+    from policies.backends.local import TransformersBackend
+    from reward_models.local_models import smollm2_dir
+
+    base = _base_policy(demo)
+    if base.backend.model.dtype == torch.float32:
+        return base
+    return ActionPolicy(demo.routing, TransformersBackend.load(smollm2_dir(demo.settings.models_dir)), temperature=1.0, epsilon=0.0)
+
+
 def reward_model_pairs(demo: Demo, limit: int) -> list:
     """DPO pairs for routing, one per training ticket (up to ``limit``): the reward model's best team (chosen)
     against a team it ranks clearly lower, drawn with the base policy's own preferences (rejected: its likely
@@ -60,7 +75,7 @@ def reward_model_pairs(demo: Demo, limit: int) -> list:
     margin, temperature = 0.05, 8.0
     # Only tickets that will give a pair are scored by the base model (about 0.3 s each on this CPU).
     usable = [i for i in range(len(texts)) if np.any(values[i] <= values[i].max() - margin)][:limit]
-    base = _base_policy(demo)
+    base = _reference_policy(demo)
     reference = score_all(base, [demo.train[i].context for i in usable], desc="      reference log-likelihoods")
     examples = pairs_from_action_values([demo.train[i].context for i in usable], values[usable], base.prompt, teams,
                                         margin=margin, negatives=1, reference_logprobs=reference,
@@ -84,7 +99,9 @@ def before_after(demo: Demo) -> None:
 
     contexts = [t.context for t in demo.held_out]
     base_actions = _greedy(_base_policy(demo), contexts)
-    dpo = ActionPolicy(demo.routing, TransformersBackend.load(demo.dpo_version.artifact_path), temperature=1.0, epsilon=0.0)
+    # Both policies as they serve (ARBITER_POLICY_DTYPE), so "after" is what the API would answer.
+    dpo = ActionPolicy(demo.routing, TransformersBackend.load(demo.dpo_version.artifact_path, dtype=demo.settings.policy_dtype),
+                       temperature=1.0, epsilon=0.0)
     dpo_actions = _greedy(dpo, contexts)
     rows = {}
     for name, actions in (("before (base)", base_actions), ("after (DPO)", dpo_actions)):
