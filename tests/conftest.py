@@ -187,6 +187,16 @@ def tiny_causal_lm(smollm2_path: Path):
 
 
 @pytest.fixture
+def tiny_base_dir(tmp_path, tiny_causal_lm):
+    """The tiny model saved as a checkpoint, so training and loading read it like a real base model."""
+    model, tokenizer = tiny_causal_lm
+    path = tmp_path / "tiny-base"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
 def serving_app(app, settings, engine, tiny_causal_lm):
     """The app with its policies served by the tiny model (the safety layer is the real one)."""
     from app.services.policy_runtime import PolicyRuntime

@@ -16,15 +16,6 @@ from app.models import AuditEntry, Decision, Outcome, PolicyVersion, RewardModel
 TICKET = {"subject": "Parcel lost", "body": "My parcel never arrived.", "customer": {"tier": "standard"}}
 
 
-@pytest.fixture
-def tiny_base(tmp_path, tiny_causal_lm):
-    model, tokenizer = tiny_causal_lm
-    path = tmp_path / "tiny-base"
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def _recipe(tmp_path, base, method="dpo", decision_type="content", **training):
     spec = {"method": method, "decision_type": decision_type, "base_model": str(base),
             "lora": {"r": 4, "alpha": 8},
@@ -47,11 +38,11 @@ def _json(result):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_train_dpo_registers_a_candidate_once(run_cli, engine, tmp_path, tiny_base):
-    args = ["train", "dpo", "--recipe", _recipe(tmp_path, tiny_base), "--data", _pairs(tmp_path), "--max-steps", 2, "--json"]
+def test_train_dpo_registers_a_candidate_once(run_cli, engine, tmp_path, tiny_base_dir):
+    args = ["train", "dpo", "--recipe", _recipe(tmp_path, tiny_base_dir), "--data", _pairs(tmp_path), "--max-steps", 2, "--json"]
     out = _json(run_cli(*args))
     assert out["state"] == "candidate" and not out["skipped"]
-    assert out["lineage"]["method"] == "dpo" and out["lineage"]["base_model"] == str(tiny_base)
+    assert out["lineage"]["method"] == "dpo" and out["lineage"]["base_model"] == str(tiny_base_dir)
     with Session(engine) as s:
         row = s.get(PolicyVersion, out["policy_id"])
         assert row.decision_type == "content" and row.hyperparams["method"] == "dpo"
@@ -63,7 +54,7 @@ def test_train_dpo_registers_a_candidate_once(run_cli, engine, tmp_path, tiny_ba
     assert again["policy_id"] == out["policy_id"] and again["skipped"]
 
 
-def test_train_dpo_from_logged_outcomes(run_cli, engine, tmp_path, tiny_base):
+def test_train_dpo_from_logged_outcomes(run_cli, engine, tmp_path, tiny_base_dir):
     with session_scope(engine) as s:
         for action, reward in [("shipping", 0.95), ("billing", 0.05)]:
             d = Decision(decision_type="ticket-routing", context=TICKET, action=action, proposed_action=action,
@@ -71,7 +62,7 @@ def test_train_dpo_from_logged_outcomes(run_cli, engine, tmp_path, tiny_base):
             s.add(d)
             s.flush()
             s.add(Outcome(decision_id=d.id, reward=reward))
-    recipe = _recipe(tmp_path, tiny_base, decision_type="ticket-routing")
+    recipe = _recipe(tmp_path, tiny_base_dir, decision_type="ticket-routing")
     out = _json(run_cli("train", "dpo", "--recipe", recipe, "--from-outcomes", "--max-steps", 1, "--json"))
     manifest = json.loads((Path(out["artifact_path"]) / "manifest.json").read_text())
     assert manifest["pairs"] == 5  # shipping was rewarded; the five other teams are the rejected answers
@@ -79,7 +70,7 @@ def test_train_dpo_from_logged_outcomes(run_cli, engine, tmp_path, tiny_base):
     assert bad.exit_code == 2 and "exactly one data source" in bad.stdout
 
 
-def test_train_rl_against_a_registered_reward_model(run_cli, engine, tmp_path, tiny_base, tiny_causal_lm):
+def test_train_rl_against_a_registered_reward_model(run_cli, engine, tmp_path, tiny_base_dir, tiny_causal_lm):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     _, tokenizer = tiny_causal_lm
@@ -94,14 +85,14 @@ def test_train_rl_against_a_registered_reward_model(run_cli, engine, tmp_path, t
         s.add(rm)
         s.flush()
         rm_id = rm.id
-    recipe = _recipe(tmp_path, tiny_base, method="grpo", num_generations=2, max_completion_length=6, beta=0.1)
+    recipe = _recipe(tmp_path, tiny_base_dir, method="grpo", num_generations=2, max_completion_length=6, beta=0.1)
     out = _json(run_cli("train", "rl", "--recipe", recipe, "--data", _pairs(tmp_path), "--max-steps", 1, "--json"))
     assert out["lineage"]["method"] == "grpo" and out["lineage"]["reward_model_id"] == rm_id
     with Session(engine) as s:
         assert s.get(PolicyVersion, out["policy_id"]).reward_model_id == rm_id
 
 
-def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, engine, tmp_path, tiny_base):
+def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, engine, tmp_path, tiny_base_dir):
     """Pairs ranked by a reward model, with reference log-probabilities: DPO runs no reference pass and the policy
     names the reward model and snapshot it came from."""
     from app.models import DatasetSnapshot
@@ -117,7 +108,7 @@ def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, en
         rm_id, snap_id = rm.id, snap.id
     examples = [DPOExample(f"Ticket {i}: my parcel is late.\nTeam:", "shipping", "billing",
                            ref_chosen_logp=-3.0, ref_rejected_logp=-2.5) for i in range(4)]
-    recipe = _recipe(tmp_path, tiny_base, decision_type="ticket-routing")
+    recipe = _recipe(tmp_path, tiny_base_dir, decision_type="ticket-routing")
     version, result = train_dpo_job(settings, engine, recipe_path=recipe, examples=examples, reward_model_id=rm_id,
                                     lineage_snapshot=(snap_id, "c" * 64), max_steps=1, actor="test")
     assert result.manifest["reference_logps"] == "given"  # DPO used the pairs' reference log-probabilities

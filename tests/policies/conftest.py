@@ -37,3 +37,4 @@ def tiny_model(tiny_causal_lm):
 def tiny_backend(tiny_causal_lm):
     model, tokenizer = tiny_causal_lm
     return TransformersBackend(model, tokenizer, name="tiny", batch_size=4)
+

@@ -19,23 +19,13 @@ from policies.preference_data import DPOExample
 from policies.training import Lineage, LoraSpec
 
 
-@pytest.fixture
-def base_dir(tmp_path, tiny_model):
-    """The tiny model saved as a checkpoint, so training loads it like a real base model."""
-    model, tokenizer = tiny_model
-    path = tmp_path / "base"
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def _billing_share(backend, routing_type, contexts):
     policy = ActionPolicy(routing_type, backend, temperature=1.0, epsilon=0.0)
     return np.array([policy.probabilities(s)["billing"] for s in policy.score_batch(contexts)])
 
 
-def test_dpo_moves_the_preferred_action_up(tmp_path, base_dir, routing_type, tickets):
-    base = TransformersBackend.load(base_dir)
+def test_dpo_moves_the_preferred_action_up(tmp_path, tiny_base_dir, routing_type, tickets):
+    base = TransformersBackend.load(tiny_base_dir)
     policy = ActionPolicy(routing_type, base)
     train, held_out = [t.context for t in tickets[:8]], [t.context for t in tickets[8:14]]
     # The reference log-likelihoods come from the same scorer the policy serves with: DPO skips its reference pass.
@@ -46,8 +36,8 @@ def test_dpo_moves_the_preferred_action_up(tmp_path, base_dir, routing_type, tic
 
     config = PolicyDPOConfig(max_steps=8, per_device_train_batch_size=4, learning_rate=3e-2, logging_steps=1,
                              save_strategy="no", seed=0)
-    lineage = Lineage(base_model=str(base_dir), decision_type="ticket-routing", reward_model_id="rm-1", snapshot_hash="abc")
-    result = train_dpo(examples, base_model=base_dir, output_dir=tmp_path / "dpo", lineage=lineage, config=config,
+    lineage = Lineage(base_model=str(tiny_base_dir), decision_type="ticket-routing", reward_model_id="rm-1", snapshot_hash="abc")
+    result = train_dpo(examples, base_model=tiny_base_dir, output_dir=tmp_path / "dpo", lineage=lineage, config=config,
                        lora=LoraSpec(r=8, alpha=16))
 
     # At step 1 the adapter is zero, so the policy equals the reference: the loss is exactly ln 2 only if the
@@ -66,10 +56,10 @@ def test_dpo_moves_the_preferred_action_up(tmp_path, base_dir, routing_type, tic
     manifest = json.loads((tmp_path / "dpo" / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["lineage"]["method"] == "dpo"
     assert manifest["lineage"]["reward_model_id"] == "rm-1" and manifest["lineage"]["snapshot_hash"] == "abc"
-    assert manifest["lineage"]["base_model"] == str(base_dir) and len(manifest["lineage"]["data_hash"]) == 64
+    assert manifest["lineage"]["base_model"] == str(tiny_base_dir) and len(manifest["lineage"]["data_hash"]) == 64
     assert manifest["pairs"] == len(examples) and manifest["adapter"] is True
 
-    again = train_dpo(examples, base_model=base_dir, output_dir=tmp_path / "dpo", lineage=lineage, config=config)
+    again = train_dpo(examples, base_model=tiny_base_dir, output_dir=tmp_path / "dpo", lineage=lineage, config=config)
     assert again.skipped and again.metrics == result.metrics
 
 
@@ -82,32 +72,32 @@ class _CrashAt(TrainerCallback):
             raise RuntimeError("simulated crash")
 
 
-def test_dpo_resumes_from_the_last_checkpoint(tmp_path, base_dir):
+def test_dpo_resumes_from_the_last_checkpoint(tmp_path, tiny_base_dir):
     examples = [DPOExample(f"<|im_start|>user\nq{i}<|im_end|>\n<|im_start|>assistant\n", "yes", "no") for i in range(8)]
-    lineage = Lineage(base_model=str(base_dir), decision_type="content")
+    lineage = Lineage(base_model=str(tiny_base_dir), decision_type="content")
 
     def config():
         return PolicyDPOConfig(max_steps=4, per_device_train_batch_size=2, save_steps=2, logging_steps=1, seed=0)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_dpo(examples, base_model=base_dir, output_dir=tmp_path / "run", lineage=lineage, config=config(),
+        train_dpo(examples, base_model=tiny_base_dir, output_dir=tmp_path / "run", lineage=lineage, config=config(),
                   callbacks=[_CrashAt(3)])
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "running"
-    result = train_dpo(examples, base_model=base_dir, output_dir=tmp_path / "run", lineage=lineage, config=config())
+    result = train_dpo(examples, base_model=tiny_base_dir, output_dir=tmp_path / "run", lineage=lineage, config=config())
     assert result.resumed_from.endswith("checkpoint-2")
     assert result.manifest["status"] == "completed" and result.manifest["log_history"][-1]["step"] == 4
 
 
-def test_dpo_refuses_mixed_reference_rows(tmp_path, base_dir):
+def test_dpo_refuses_mixed_reference_rows(tmp_path, tiny_base_dir):
     rows = [DPOExample("p", "a", "b", -1.0, -2.0), DPOExample("p", "a", "c")]
     with pytest.raises(ValueError, match="all or none"):
-        train_dpo(rows, base_model=base_dir, output_dir=tmp_path / "x", lineage=Lineage(str(base_dir), "content"))
+        train_dpo(rows, base_model=tiny_base_dir, output_dir=tmp_path / "x", lineage=Lineage(str(tiny_base_dir), "content"))
     with pytest.raises(ValueError, match="no preference pairs"):
-        train_dpo([], base_model=base_dir, output_dir=tmp_path / "x", lineage=Lineage(str(base_dir), "content"))
+        train_dpo([], base_model=tiny_base_dir, output_dir=tmp_path / "x", lineage=Lineage(str(tiny_base_dir), "content"))
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
-def test_online_rl_runs_and_changes_the_adapter(tmp_path, base_dir, algorithm):
+def test_online_rl_runs_and_changes_the_adapter(tmp_path, tiny_base_dir, algorithm):
     calls = []
 
     def score(prompts, responses):
@@ -120,8 +110,8 @@ def test_online_rl_runs_and_changes_the_adapter(tmp_path, base_dir, algorithm):
     config_cls = PolicyGRPOConfig if algorithm == "grpo" else PolicyRLOOConfig
     config = config_cls(max_steps=2, per_device_train_batch_size=4, num_generations=4, max_completion_length=8,
                         beta=0.1, learning_rate=5e-2, save_strategy="no", seed=0)
-    result = train_online_rl(prompts, score, algorithm=algorithm, base_model=base_dir, output_dir=tmp_path / algorithm,
-                             lineage=Lineage(str(base_dir), "content", reward_model_id="rm-7"), config=config,
+    result = train_online_rl(prompts, score, algorithm=algorithm, base_model=tiny_base_dir, output_dir=tmp_path / algorithm,
+                             lineage=Lineage(str(tiny_base_dir), "content", reward_model_id="rm-7"), config=config,
                              lora=LoraSpec(r=4, alpha=8))
     assert calls and all(n == 4 for n in calls)  # the reward model saw every sampled group
     adapter = load_file(tmp_path / algorithm / "adapter_model.safetensors")
@@ -132,14 +122,14 @@ def test_online_rl_runs_and_changes_the_adapter(tmp_path, base_dir, algorithm):
     assert manifest["args"]["beta"] == 0.1
 
 
-def test_online_rl_validates_its_inputs(tmp_path, base_dir):
+def test_online_rl_validates_its_inputs(tmp_path, tiny_base_dir):
     with pytest.raises(ValueError, match="num_generations"):
         PolicyGRPOConfig(num_generations=1)
     with pytest.raises(ValueError, match="beta"):
         PolicyRLOOConfig(beta=-0.1)
     with pytest.raises(TypeError, match="PolicyRLOOConfig"):
-        train_online_rl(["p"], lambda p, r: [0.0] * len(r), algorithm="rloo", base_model=base_dir,
-                        output_dir=tmp_path / "x", lineage=Lineage(str(base_dir), "content"), config=PolicyGRPOConfig())
+        train_online_rl(["p"], lambda p, r: [0.0] * len(r), algorithm="rloo", base_model=tiny_base_dir,
+                        output_dir=tmp_path / "x", lineage=Lineage(str(tiny_base_dir), "content"), config=PolicyGRPOConfig())
     reward = ScorerReward(lambda p, r: [0.0])
     with pytest.raises(ValueError, match="1 scores for 2 responses"):
         reward(prompts=["a", "b"], completions=["x", "y"])
