@@ -134,3 +134,24 @@ def test_large_refund_to_billing_escalates_to_review(api, auth, engine):
         assert o["safety"]["verdict"] == "escalate" and o["action"] is None and not o["served"] and o["review_item_id"]
     with Session(engine) as s:
         assert s.exec(select(func.count()).select_from(ReviewItem)).one() == len(billing)
+
+
+def test_decisions_and_chat_run_their_model_on_the_model_thread(api, auth, serving_app, monkeypatch):
+    """The API path loads and scores through the runtime's one model thread, never the event loop or another pool."""
+    import threading
+
+    backend = serving_app.state.serving.runtime.backend_factory(None)
+    seen: list[str] = []
+    for name in ("completion_logprobs", "generate"):
+        original = getattr(backend, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(threading.current_thread().name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(backend, name, spy)
+    assert api.post("/v1/decisions/ticket-routing", json={"context": TICKET}, headers=auth("app")).status_code == 200
+    chat = api.post("/v1/chat/completions", headers=auth("app"),
+                    json={"model": "arbiter", "messages": [{"role": "user", "content": "Where is my parcel?"}], "max_tokens": 4})
+    assert chat.status_code == 200, chat.text
+    assert len(seen) >= 2 and all(name.startswith("arbiter-model") for name in seen), seen
