@@ -45,7 +45,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
 ARBITER = Path(sys.executable).parent / "arbiter"

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["MicroBatcher", "BatchStats"]
+__all__ = ["BatchStats", "MicroBatcher"]
 
 X = TypeVar("X")
 Y = TypeVar("Y")

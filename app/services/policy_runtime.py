@@ -41,7 +41,7 @@ from policies.backends import BackendSpec, load_backend
 from policies.backends.base import PolicyBackend
 from policies.decision_types import DecisionType, load_decision_types
 
-__all__ = ["PolicyRuntime", "LoadedPolicy", "BASE_MODEL", "ensure_base_policy", "SHIPPED_DECISION_TYPES"]
+__all__ = ["BASE_MODEL", "SHIPPED_DECISION_TYPES", "LoadedPolicy", "PolicyRuntime", "ensure_base_policy"]
 
 BASE_MODEL = "SmolLM2-135M-Instruct"
 T = TypeVar("T")

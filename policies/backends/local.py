@@ -50,7 +50,6 @@ import torch
 
 from policies.backends.base import Messages, render_plain
 
-
 # Levels 2 and 3 of a chunk run as one padded batch per group of prompts of similar length; a group's fixed
 # cost (two more forward passes) counts as this many padded tokens when choosing the groups. Measured on 2 CPU
 # cores with SmolLM2-135M in float32: a forward pass costs ~30 ms beyond its tokens, a token ~1.1 ms. In bfloat16

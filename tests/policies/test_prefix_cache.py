@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from policies.action_policy import ActionPolicy
-from policies.backends.local import MIN_CACHED_PREFIX, PrefixCache, TransformersBackend, _common_prefix, length_groups
+from policies.backends.local import (
+    MIN_CACHED_PREFIX,
+    PrefixCache,
+    TransformersBackend,
+    _common_prefix,
+    length_groups,
+)
 
 
 @pytest.fixture
