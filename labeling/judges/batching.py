@@ -5,6 +5,14 @@ faster than the same requests one by one. `MicroBatcher` collects the requests t
 the model is busy and runs them together in a worker thread, so the event loop stays free. Only
 one batch runs at a time, which also means the model is never used by two threads at once.
 
+Every batch of a batcher runs on the same one thread, not on asyncio's default pool: PyTorch's CPU
+build gives each thread that runs it its own OpenMP team, and once there are more teams than cores
+every small operation pays a sleep and a wake-up (a request scored alone by SmolLM2 took 370 instead
+of 254 ms with one idle extra team on 2 cores; see ``app.services.policy_runtime``). The default pool
+reuses an idle thread, so a SmolLM2 judge alone labelled as fast either way (44 labels in 21.1 vs
+21.6 s); the pool spreads work over new threads once other calls keep its threads busy, which is
+what made the API server pay. A lazily loaded model (the SmolLM2 judge) is loaded on that thread too.
+
 This module knows nothing about judges or models: it batches calls to a function.
 """
 
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -29,6 +38,7 @@ class MicroBatcher(Generic[T, R]):
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._worker: asyncio.Task[None] | None = None
         self.calls = 0  # batched calls made (for tests and reports)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-model")
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -46,7 +56,7 @@ class MicroBatcher(Generic[T, R]):
             if not live:
                 continue
             try:
-                results = await asyncio.to_thread(self._fn, [item for item, _ in live])
+                results = await asyncio.get_running_loop().run_in_executor(self._thread, self._fn, [item for item, _ in live])
                 self.calls += 1
                 if len(results) != len(live):
                     raise RuntimeError(f"batched function returned {len(results)} results for {len(live)} items")
