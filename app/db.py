@@ -19,7 +19,7 @@ from sqlmodel import Session, create_engine
 
 from app.settings import Settings
 
-__all__ = ["make_engine", "get_engine", "session_scope", "upgrade_schema", "ping"]
+__all__ = ["get_engine", "make_engine", "ping", "session_scope", "upgrade_schema"]
 
 
 def make_engine(url: str) -> Engine:
@@ -30,7 +30,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             # Let SQLAlchemy, not the driver, decide when transactions begin (see below).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -40,11 +40,23 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            # A writing transaction takes the write lock up front, so it waits for another writer instead of failing
+            # with "database is locked" when it upgrades from reading. A read-only one (``read_only(engine)``) begins
+            # deferred: under WAL it never takes a lock and never waits for writers.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+READ_ONLY = "arbiter_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine for sessions that only read (an API key lookup, which policy serves): on SQLite their
+    transactions take no lock, so a request's reads never queue behind another request's write."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 @lru_cache(maxsize=8)

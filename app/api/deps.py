@@ -14,10 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.auth import authenticate
+from app.db import read_only
 from app.models import ApiKey
 from app.settings import Settings
 
-__all__ = ["SettingsDep", "EngineDep", "SessionDep", "ServingDep", "require_roles", "AnyKey", "AdminKey"]
+__all__ = ["AdminKey", "AnyKey", "EngineDep", "ServingDep", "SessionDep", "SettingsDep", "require_roles"]
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -59,7 +60,7 @@ def require_roles(*roles: str):
         secret = _secret(request)
         if not secret:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(read_only(engine), expire_on_commit=False) as session:
             key = authenticate(session, secret)
         if key is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})

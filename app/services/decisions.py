@@ -26,15 +26,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from app.db import session_scope
+from app.db import read_only, session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
 from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
-from policies.rollout import CanaryThresholds
 from policies.decision_types import DecisionType
+from policies.rollout import CanaryThresholds
 from safety.layer import SafetyLayer
 from safety.pii import redact_pii
 from safety.verdict import Outcome as SafetyOutcome
@@ -126,7 +126,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     rhash = request_hash(decision_type, context, unit_id)
     decision_id = new_id()
 
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(read_only(engine), expire_on_commit=False) as session:
         if idempotency_key:
             replay = _replay(session, idempotency_key, rhash)
             if replay:
@@ -203,7 +203,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race: return its decision.
         if idempotency_key:
-            with Session(engine, expire_on_commit=False) as session:
+            with Session(read_only(engine), expire_on_commit=False) as session:
                 replay = _replay(session, idempotency_key, rhash)
                 if replay:
                     return replay
