@@ -13,7 +13,10 @@ forward pass pays a sleep and a wake-up. Measured in process on 2 cores (SmolLM2
 after one other thread had scored a single request, scoring alone went from 254 to 370 ms per request
 (+45%), and a batch of 16 from 87 to 92 ms per request; when that thread ended, it was back to 277 ms.
 asyncio's default pool spreads calls over up to six threads, so the server paid this on every request.
-A single model thread also keeps a first-use load (seconds) off the event loop.
+A single model thread also keeps a first-use load (seconds) off the event loop. The cost: model calls
+queue behind each other, so a long chat generation holds routing decisions that arrive meanwhile until
+it ends (before, both ran at once, each slowed by the other). Where that matters, serve chat and routing
+from separate processes.
 
 ``backend_factory`` is the seam tests use to serve a tiny model instead of SmolLM2.
 """
