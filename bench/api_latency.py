@@ -195,12 +195,12 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
         policy.backend = backend
     # Another thread that has run torch and is still alive (as asyncio's default pool leaves them).
     ran, stop = threading.Event(), threading.Event()
-    other = threading.Thread(target=lambda: (policy.score_batch(contexts[:1]), ran.set(), stop.wait()))
-    other.start()
+    holder = threading.Thread(target=lambda: (policy.score_batch(contexts[:1]), ran.set(), stop.wait()))
+    holder.start()
     ran.wait()
     second_thread = per_request_ms(1)
     stop.set()
-    other.join()
+    holder.join()
     backend.prefix_cache = PrefixCache(0)
     one_plain, many_plain = per_request_ms(1), per_request_ms(batch)
 

@@ -72,7 +72,7 @@ class PrefixCache:
     """Key/value states of recurring prompt prefixes, least recently used first out.
 
     ``longest(ids)`` finds the longest stored prefix of ``ids``; ``recurring(ids)`` says how many leading tokens
-    ``ids`` shares with one of the last few prompts seen (what is worth storing). Thread-safe.
+    ``ids`` shares with one of the last few prompts it was asked about (what is worth storing). Thread-safe.
     """
 
     def __init__(self, capacity: int, recent: int = 8):
@@ -211,15 +211,8 @@ class TransformersBackend:
 
     def _score_group(self, splits, shared: KV | None, common: int) -> np.ndarray:
         """Levels 2 and 3 for prompts that all start with the ``common`` tokens whose states are ``shared``."""
-        from transformers import DynamicCache
-
         rows = len(splits)
-        cache, past_mask = None, self._empty_mask(rows)
-        if shared is not None:
-            # A fresh cache object per group: extending it concatenates into new tensors, so ``shared`` stays intact.
-            cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in shared],
-                                 config=self.model.config)
-            past_mask = torch.ones((rows, common), dtype=torch.long, device=self.device)
+        cache, past_mask = self._resume(shared, rows)
         # Level 2: the rest of each prompt; its last real position predicts the first answer token.
         ids, mask = self._pad([p[common:] for p, _ in splits])
         hidden, cache, past_mask = self._extend(ids, mask, past_mask, cache)
@@ -257,9 +250,10 @@ class TransformersBackend:
             return None
         cached, kv = 0, None
         if self.prefix_cache.capacity > 0:
-            recurring = min(self.prefix_cache.recurring(prompt), common)
             cached, kv = self.prefix_cache.longest(prompt[:common])
-            if kv is None and recurring >= MIN_CACHED_PREFIX:
+            # Only a miss looks for a recurring prefix to store (and is remembered for the next miss).
+            recurring = min(self.prefix_cache.recurring(prompt), common) if kv is None else 0
+            if recurring >= MIN_CACHED_PREFIX:
                 kv, cached = self._states(prompt[:recurring]), recurring
                 self.prefix_cache.store(prompt[:recurring], kv)
         if cached < common:
@@ -268,15 +262,21 @@ class TransformersBackend:
 
     def _states(self, ids: Sequence[int], after: KV | None = None) -> KV:
         """Key/value states of ``ids`` (batch 1), continuing ``after`` when given."""
-        from transformers import DynamicCache
-
-        cache, past_mask = None, self._empty_mask(1)
-        if after is not None:
-            cache = DynamicCache(ddp_cache_data=after, config=self.model.config)
-            past_mask = torch.ones((1, after[0][0].shape[-2]), dtype=torch.long, device=self.device)
+        cache, past_mask = self._resume(after, 1)
         tokens, mask = self._pad([ids])
         _, cache, _ = self._extend(tokens, mask, past_mask, cache)
         return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _resume(self, kv: KV | None, rows: int):
+        """(cache, slot mask) to run ``rows`` rows after the batch-1 states ``kv`` (none: an empty start). The cache
+        is a fresh object per call: extending it concatenates into new tensors, so ``kv`` itself stays intact."""
+        from transformers import DynamicCache
+
+        if kv is None:
+            return None, self._empty_mask(rows)
+        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv],
+                             config=self.model.config)
+        return cache, torch.ones((rows, kv[0][0].shape[-2]), dtype=torch.long, device=self.device)
 
     def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
