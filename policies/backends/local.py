@@ -1,27 +1,32 @@
 """In-process transformers backend (the embedded default: SmolLM2-135M-Instruct on CPU).
 
-Scoring a finite action set shares computation through the key/value cache at two levels: the part all prompts of
-a batch have in common (the system message listing the actions) runs once per batch, each prompt's remainder once,
-and only the few answer tokens of every candidate run per candidate. With six teams and a shared system message this
-is several times cheaper than six full sequences per ticket, which makes per-request scoring affordable on a CPU. The result equals scoring each full
-sequence separately (checked in the tests); tokenisation follows TRL's DPOTrainer (``tokenizer(text=prompt)``
-and ``tokenizer(text=prompt + completion)``, the completion starting where the two diverge), so the
-probabilities served are the ones DPO trains.
+Scoring a finite action set shares computation through the key/value cache. The part all prompts of a batch have in
+common (the system message listing the actions) runs once; then ONE forward pass per batch runs, in each row, the
+rest of a prompt followed by all candidate answers packed behind it. An attention mask lets each answer see the
+prompt and its own earlier tokens only, and its positions restart where the prompt ends, so every answer scores
+exactly as if it were the only continuation (checked in the tests against one full sequence per answer). An answer's
+end-of-turn token predicts nothing and is not run. Tokenisation follows TRL's DPOTrainer (``tokenizer(text=prompt)``
+and ``tokenizer(text=prompt + completion)``, the completion starting where the two diverge), so the probabilities
+served are the ones DPO trains.
 
-Across calls, one more share: the key/value states of a prompt prefix that recurs from call to call (the
-system message of a decision type) are kept in a small LRU (``prefix_cache_size`` entries, a few MB each for
-SmolLM2-135M) and reused, so a request scored alone no longer recomputes the system message either (2 CPU cores, float32: 254 -> 208 ms per
-ticket alone, bfloat16: 162 -> 144 ms; no change in a batch of 16, which runs the system message once anyway). A prefix is
-stored once two calls' prompts share at least ``MIN_CACHED_PREFIX`` tokens; it is exact for any prompt whose token
-ids start with it, because a causal model's states of a prefix do not depend on what follows.
+Across calls, the key/value states of a prompt prefix that recurs from call to call (the system message of a
+decision type) are kept in a small LRU (``prefix_cache_size`` entries, a few MB each for SmolLM2-135M) and reused,
+so a request scored alone does not recompute the system message either. A prefix is stored once two calls' prompts
+share at least ``MIN_CACHED_PREFIX`` tokens; it is exact for any prompt whose token ids start with it, because a
+causal model's states of a prefix do not depend on what follows.
 
-Within a chunk, the prompts' remainders and answers (levels 2 and 3) run as one padded batch per group of prompts of
-similar length (``length_groups``) when the model runs in float32 on a CPU: on 2 cores this took a batch of 32
-tickets from 84-87 to 76-79 ms per request (no change at 16). In bfloat16 a forward pass's fixed cost outweighs the
-padding, and the chunk runs as one group.
+Why one pass: on a CPU, a forward pass of SmolLM2-135M has a fixed cost of about 45 ms (streaming 0.4 GB of float32
+weights and thousands of small operations) on top of ~1.7 ms per token (2 cores, AMD EPYC, float32). The earlier
+design ran a request alone in three passes (the prompt's rest, its last token, then the answers) and a batch in
+two per length group; one pass took a ticket alone from 338 to 180 ms and a batch of 16 from 143 to 111 ms per
+ticket (measured in one process). It also means batching has less left to save: see ``bench/api_latency.py``.
 
-Precision: ``dtype="auto"`` loads bfloat16 where matrix products run it natively (a CPU with AMX tiles, a CUDA
-GPU with bfloat16; ``native_bfloat16``), float32 elsewhere, where bfloat16 is emulated and slower. On this
+Rows of very different widths (a prompt's rest plus its answers: 30 to 80 tokens for tickets) are split into
+groups that each run as a pass of their own (``length_groups``) where a pass's fixed cost is small next to its
+tokens': on a CPU, unless bfloat16 runs on AMX tiles (there a pass costs ~200 tokens' worth and grouping was slower).
+
+Precision: ``dtype="auto"`` loads bfloat16 where matrix products run it natively (a CPU with AMX tiles or AVX-512
+bfloat16 instructions, a CUDA GPU with bfloat16; ``native_bfloat16``), float32 elsewhere, where bfloat16 is emulated and slower. On this
 project's 2-core AMX machine, bfloat16 took a ticket alone from 201 to 144 ms and a batch of 16 from 76 to
 41 ms per ticket; the log-likelihoods moved by 0.13 nats on average (0.45 at most), the served probabilities by at
 most 0.10, and the most likely team stayed the same on 16 of 16 tickets (``bench/api_latency.py``). A trained
@@ -50,12 +55,12 @@ import torch
 
 from policies.backends.base import Messages, render_plain
 
-# Levels 2 and 3 of a chunk run as one padded batch per group of prompts of similar length; a group's fixed
-# cost (two more forward passes) counts as this many padded tokens when choosing the groups. Measured on 2 CPU
-# cores with SmolLM2-135M in float32: a forward pass costs ~30 ms beyond its tokens, a token ~1.1 ms. In bfloat16
-# on AMX a token costs ~0.26 ms and a pass ~54 ms (~200 tokens), and grouping was slower at every batch size, so
-# only float32 on a CPU groups.
-GROUP_PASS_TOKENS = 48
+# Rows of a batch run as one padded pass per group of rows of similar width; a group's fixed cost (one more forward
+# pass) counts as this many padded tokens when choosing the groups. Measured on 2 CPU cores (AMD EPYC, SmolLM2-135M),
+# per ticket in batches of 8 / 16 / 32 over 3 runs: float32 one group 122 / 114 / 117 ms, groups at 48 tokens
+# 120 / 115 / 106 ms, at 0 (every width its own pass) 175 / 162 / 158 ms; bfloat16 (AVX-512, no AMX) one group
+# 74 / 75 / 77 ms, at 48 tokens 72 / 67 / 63 ms.
+PASS_TOKENS = 48
 MIN_CACHED_PREFIX = 16  # tokens; shorter recurring prefixes (a chat template's header) are not worth an entry
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
@@ -131,6 +136,9 @@ class TransformersBackend:
         self.name = name
         self.batch_size = batch_size
         self.prefix_cache = PrefixCache(prefix_cache_size)
+        # Where a forward pass's fixed cost is small next to its tokens' (a CPU, unless it has AMX tiles for
+        # bfloat16), rows of similar width run as separate passes instead of one padded one; see PASS_TOKENS.
+        self._grouped = self.device.type == "cpu" and not (model.dtype == torch.bfloat16 and _amx())
 
     @classmethod
     def load(
@@ -196,69 +204,83 @@ class TransformersBackend:
     def _score_chunk(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         splits = [self._split(p, completions) for p in prompts]
         prefixes = [s[0] for s in splits]
-        # Level 1: the part every prompt of the chunk shares (the system message) runs once. It stops one token
-        # short of the shortest prompt so that every prompt keeps a last token whose logits score the answer.
-        common = min(min(_common_prefix(prefixes[0], p) for p in prefixes), min(len(p) for p in prefixes) - 1)
-        shared = self._shared_prefix(prefixes[0], common)
-        # Levels 2 and 3 run per group of prompts of similar length: one padded batch of prompts from 30 to 70
-        # tokens long would spend a third of its rows on padding.
+        # Level 1: states of the part every prompt of the chunk shares (the system message), computed once. It stops
+        # one token short of the shortest prompt so that every row keeps a last prompt token to predict the answers.
+        limit = min(min(_common_prefix(prefixes[0], p) for p in prefixes), min(len(p) for p in prefixes) - 1)
+        common, shared = self._shared_prefix(prefixes[0], limit, rows=len(prompts))
+        # Level 2: ONE forward pass per group of rows, each row a prompt's remainder followed by its candidate answers.
         out = np.empty((len(prompts), len(completions)), dtype=np.float64)
-        lengths = [len(p) - common for p in prefixes]
-        grouped = self.model.dtype == torch.float32 and self.device.type == "cpu"
-        for group in length_groups(lengths, GROUP_PASS_TOKENS) if grouped else [list(range(len(prompts)))]:
-            out[group] = self._score_group([splits[i] for i in group], shared, common)
+        widths = [len(p) - common + sum(len(c) - 1 for c in conts) for p, conts in splits]
+        for group in length_groups(widths, PASS_TOKENS) if self._grouped else [list(range(len(prompts)))]:
+            out[group] = self._score_rows([splits[i] for i in group], shared, common)
         return out
 
-    def _score_group(self, splits, shared: KV | None, common: int) -> np.ndarray:
-        """Levels 2 and 3 for prompts that all start with the ``common`` tokens whose states are ``shared``."""
-        rows = len(splits)
-        cache, past_mask = self._resume(shared, rows)
-        # Level 2: the rest of each prompt; its last real position predicts the first answer token.
-        ids, mask = self._pad([p[common:] for p, _ in splits])
-        hidden, cache, past_mask = self._extend(ids, mask, past_mask, cache)
-        last = mask.sum(dim=1) - 1
-        first_logp = self._logp(hidden[torch.arange(rows), last])
-        # Level 3: all candidate answers of a prompt packed into ONE row after that prompt's cache. Each answer
-        # sees the prompt and its own earlier tokens only, and its positions restart where the prompt ends, so
-        # the result equals scoring it alone - without copying the prompt's cache once per answer.
-        ids, mask = self._pad([[t for c in conts for t in c] for _, conts in splits])
-        groups = torch.full_like(ids, -1)
-        offsets = torch.zeros_like(ids)
-        for r, (_, conts) in enumerate(splits):
-            at = 0
-            for i, c in enumerate(conts):
-                groups[r, at : at + len(c)] = i
-                offsets[r, at : at + len(c)] = torch.arange(len(c))
-                at += len(c)
-        hidden, _, _ = self._extend(ids, mask, past_mask, cache, offsets=offsets, groups=groups)
+    def _score_rows(self, splits, shared: KV | None, common: int) -> np.ndarray:
+        """Log-likelihoods of every answer after every prompt, for prompts that all start with the ``common`` tokens
+        whose states are ``shared``, in one forward pass.
 
-        starts = (offsets == 0) & (groups >= 0)  # the first token of each answer: predicted by level 2
-        total = torch.zeros((rows, len(splits[0][1])), dtype=torch.float32, device=self.device)
-        first = first_logp.gather(1, torch.where(starts, ids, 0)) * starts
-        total.scatter_add_(1, groups.clamp(min=0), first)
-        if ids.shape[1] > 1:
-            # the hidden state at a token predicts the next token of the same answer
-            same = (groups[:, 1:] == groups[:, :-1]) & (groups[:, 1:] >= 0)
-            nxt = self._logp(hidden[:, :-1]).gather(2, ids[:, 1:, None]).squeeze(2) * same
-            total.scatter_add_(1, groups[:, 1:].clamp(min=0), nxt)
+        Each row packs a prompt's remainder and then all candidate answers. An answer sees the prompt and its own
+        earlier tokens only, at positions that restart where the prompt ends, so it scores exactly as if alone. An
+        answer's last token (the end of turn) predicts nothing and is not run; its first token is predicted by the
+        prompt's last token.
+        """
+        rows = len(splits)
+        tokens, groups, offsets = [], [], []
+        for prefix, conts in splits:
+            rest = prefix[common:]
+            tokens.append(list(rest) + [t for c in conts for t in c[:-1]])
+            groups.append([0] * len(rest) + [i + 1 for i, c in enumerate(conts) for _ in c[:-1]])
+            offsets.append(list(range(len(rest))) + [len(rest) + k for c in conts for k in range(len(c) - 1)])
+        ids, mask = self._pad(tokens)
+        cache, past_mask = self._resume(shared, rows)
+        hidden, _, _ = self._extend(ids, mask, past_mask, cache, offsets=self._pad(offsets)[0],
+                                    groups=self._pad(groups, fill=-1)[0])
+        # Which hidden states predict which answer tokens: the prompt's last one predicts every answer's first
+        # token, an answer token the next token of the same answer.
+        at_row, at_col, first_targets = [], [], []
+        later_row, later_col, later_answer, later_target = [], [], [], []
+        for r, (prefix, conts) in enumerate(splits):
+            last = len(prefix) - common - 1
+            at_row.append(r)
+            at_col.append(last)
+            first_targets.append([c[0] for c in conts])
+            col = last + 1
+            for i, c in enumerate(conts):
+                for k in range(1, len(c)):
+                    later_row.append(r)
+                    later_col.append(col + k - 1)
+                    later_answer.append(i)
+                    later_target.append(c[k])
+                col += len(c) - 1
+        # One pass over the output embedding (the largest matrix of a small model) for every state that is needed.
+        logp = self._logp(hidden[torch.tensor(at_row + later_row), torch.tensor(at_col + later_col)])
+        total = logp[:rows].gather(1, torch.tensor(first_targets, device=self.device))
+        if later_row:
+            later = logp[rows:].gather(1, torch.tensor(later_target, device=self.device)[:, None]).squeeze(1)
+            total.index_put_((torch.tensor(later_row, device=self.device), torch.tensor(later_answer, device=self.device)),
+                             later, accumulate=True)
         return total.double().cpu().numpy()
 
-    def _shared_prefix(self, prompt: Sequence[int], common: int) -> KV | None:
-        """Key/value states (batch 1) of ``prompt[:common]``: from the longest stored prefix, extended as needed;
-        a prefix this prompt shares with a recent one (the system message) is stored on the way."""
-        if common == 0:
-            return None
+    def _shared_prefix(self, prompt: Sequence[int], limit: int, rows: int) -> tuple[int, KV | None]:
+        """``(n, states)``: key/value states (batch 1) of ``prompt[:n]``, the part of ``prompt[:limit]`` that ``rows``
+        rows share, or ``(0, None)``.
+
+        The longest stored prefix comes from the cache; a miss stores a prefix this prompt shares with a recent one
+        (the system message). Beyond what is stored, computing the shared part once costs a forward pass of its own,
+        which pays only when enough rows would otherwise each run those tokens (never for a request alone)."""
+        if limit <= 0:
+            return 0, None
         cached, kv = 0, None
         if self.prefix_cache.capacity > 0:
-            cached, kv = self.prefix_cache.longest(prompt[:common])
+            cached, kv = self.prefix_cache.longest(prompt[:limit])
             # Only a miss looks for a recurring prefix to store (and is remembered for the next miss).
-            recurring = min(self.prefix_cache.recurring(prompt), common) if kv is None else 0
+            recurring = min(self.prefix_cache.recurring(prompt), limit) if kv is None else 0
             if recurring >= MIN_CACHED_PREFIX:
                 kv, cached = self._states(prompt[:recurring]), recurring
                 self.prefix_cache.store(prompt[:recurring], kv)
-        if cached < common:
-            kv = self._states(prompt[cached:common], kv)
-        return kv
+        if (rows - 1) * (limit - cached) > PASS_TOKENS:
+            kv, cached = self._states(prompt[cached:limit], kv), limit
+        return cached, kv
 
     def _states(self, ids: Sequence[int], after: KV | None = None) -> KV:
         """Key/value states of ``ids`` (batch 1), continuing ``after`` when given."""
@@ -278,9 +300,11 @@ class TransformersBackend:
                              config=self.model.config)
         return cache, torch.ones((rows, kv[0][0].shape[-2]), dtype=torch.long, device=self.device)
 
-    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, rows: Sequence[Sequence[int]], fill: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ``rows`` (with ``fill``, default the pad token) and the mask of their real entries."""
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
+        fill = self.tokenizer.pad_token_id if fill is None else fill
+        ids = torch.full((len(rows), width), fill, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r, dtype=torch.long, device=self.device)
@@ -296,8 +320,9 @@ class TransformersBackend:
         Positions continue from each row's own number of real cached tokens, and an explicit 4D mask lets token
         j see the real cached slots and its own row's tokens <= j. Building the mask here (rather than letting
         the library infer it from a 2D mask and the cache length) keeps padded slots in the middle of the cache
-        out of attention. With ``groups`` (a group id per token, -1 for padding) a row holds several packed
-        sequences: a token sees only earlier tokens of its own group, at position cache length + ``offsets``.
+        out of attention. With ``groups`` (a group id per token, -1 for padding) a row holds a prompt (group 0) and
+        several packed answers (groups 1, 2, ...): a token sees the earlier tokens of group 0 and of its own group,
+        at position cache length + ``offsets``.
         """
         rows, width = ids.shape
         if offsets is None:
@@ -307,7 +332,7 @@ class TransformersBackend:
         allowed = keys[:, None, None, :].expand(rows, 1, width, keys.shape[1]).clone()
         causal = torch.ones(width, width, dtype=torch.bool, device=ids.device).tril()
         if groups is not None:
-            causal = causal & (groups[:, :, None] == groups[:, None, :])[:, None]
+            causal = causal & ((groups[:, None, :] == 0) | (groups[:, :, None] == groups[:, None, :]))[:, None]
         allowed[:, :, :, past_mask.shape[1] :] &= causal
         dtype = next(self.model.parameters()).dtype
         mask4d = torch.zeros(allowed.shape, dtype=dtype, device=ids.device).masked_fill(~allowed, torch.finfo(dtype).min)
@@ -379,14 +404,24 @@ def render_with_tokenizer(tokenizer, messages: Messages) -> str:
 
 def native_bfloat16(device: str | torch.device = "cpu") -> bool:
     """Whether matrix products in bfloat16 run natively (and fast) on ``device``: a CUDA GPU that supports it, or a
-    CPU with AMX tiles. Elsewhere bfloat16 is emulated and slower than float32."""
+    CPU with AMX tiles or AVX-512 bfloat16 dot products. Elsewhere bfloat16 is emulated and slower than float32.
+    Measured with SmolLM2-135M on 2 cores: AMX (Intel) 201 -> 144 ms per ticket alone; AVX512_BF16 (AMD EPYC)
+    170 -> 102 ms alone, 104 -> 57 ms per ticket in batches of 16."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(probe and probe())
+        return _amx() or _cpu_has("_is_avx512_bf16_supported")
     return False
+
+
+def _amx() -> bool:
+    return _cpu_has("_is_amx_tile_supported")
+
+
+def _cpu_has(probe: str) -> bool:
+    check = getattr(torch.cpu, probe, None)
+    return bool(check and check())
 
 
 def resolve_dtype(dtype: torch.dtype | str, device: str | torch.device = "cpu") -> torch.dtype:

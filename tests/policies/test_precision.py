@@ -16,8 +16,12 @@ from policies.backends.local import TransformersBackend, native_bfloat16, resolv
 def test_auto_is_bfloat16_exactly_where_it_is_native(monkeypatch):
     assert resolve_dtype("auto") == (torch.bfloat16 if native_bfloat16() else torch.float32)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert not native_bfloat16("cpu") and resolve_dtype("auto", "cpu") == torch.float32
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert resolve_dtype("auto", "cpu") == torch.bfloat16
     assert resolve_dtype("float32") == torch.float32 and resolve_dtype(torch.bfloat16) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):

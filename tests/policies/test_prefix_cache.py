@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 
@@ -136,3 +137,53 @@ def test_prompts_of_very_different_lengths_are_scored_in_groups_exactly(backends
     fast = cached.completion_logprobs(prompts, answers)
     for prompt, row in zip(prompts, fast):
         assert np.allclose(row, cached.sequence_logprobs([prompt] * len(answers), answers), atol=1e-4)
+
+
+def _count_passes(backend):
+    """Count forward passes of the backend's decoder (a hook on the body every pass goes through)."""
+    calls = []
+    backend._body().register_forward_hook(lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
+                                          with_kwargs=True)
+    return calls
+
+
+def test_a_request_alone_after_the_system_message_is_cached_runs_one_forward_pass(routing_type, tiny_causal_lm, tickets):
+    """Once the system message's states are stored, a request costs one pass: its prompt's rest and every answer."""
+    model, tokenizer = tiny_causal_lm
+    backend = TransformersBackend(copy.deepcopy(model), tokenizer, batch_size=8)
+    policy = ActionPolicy(routing_type, backend)
+    policy.score_batch([tickets[0].context])
+    policy.score_batch([tickets[1].context])  # stores the system message
+    passes = _count_passes(backend)
+    for t in tickets[2:6]:
+        policy.score_batch([t.context])
+    assert len(passes) == 4 and all(rows == 1 for rows, _ in passes)
+    passes.clear()
+    policy.score_batch([t.context for t in tickets[6:14]])
+    assert 1 <= len(passes) <= 3 and sum(rows for rows, _ in passes) == 8  # one pass per length group
+
+
+def test_without_the_cache_a_shared_prefix_runs_once_only_where_it_pays(routing_type, tiny_causal_lm, tickets):
+    """Without stored states, the system message runs as a pass of its own for a batch (once, not once per row),
+    never for a request alone (an extra pass would cost more than it saves); scores stay exact either way."""
+    model, tokenizer = tiny_causal_lm
+    backend = TransformersBackend(copy.deepcopy(model), tokenizer, batch_size=8, prefix_cache_size=0)
+    policy = ActionPolicy(routing_type, backend)
+    passes = _count_passes(backend)
+    alone = policy.score_batch([tickets[0].context])
+    assert len(passes) == 1
+    passes.clear()
+    together = policy.score_batch([t.context for t in tickets[:8]])
+    assert passes[0][0] == 1 and sum(rows for rows, _ in passes[1:]) == 8  # the shared prefix, then the rows
+    prompt_rows = len(tokenizer(text=policy.prompt(tickets[0].context))["input_ids"])
+    assert passes[1][1] < prompt_rows  # the rows no longer carry the system message
+    assert np.allclose(list(alone[0].values()), list(together[0].values()), atol=1e-4)
+
+
+def test_answers_of_one_token_and_empty_answers_score_exactly(tiny_backend):
+    """An answer whose only token is the end of turn runs no token of its own: the prompt's last state scores it."""
+    prompts = [tiny_backend.render([{"role": "user", "content": text}]) for text in ("Is the parcel late?", "Hi")]
+    answers = ["", "a", "Yes, it is two days late."]
+    fast = tiny_backend.completion_logprobs(prompts, answers)
+    for p, row in zip(prompts, fast):
+        assert np.allclose(row, tiny_backend.sequence_logprobs([p] * len(answers), answers), atol=1e-4)
