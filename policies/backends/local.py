@@ -345,7 +345,7 @@ class TransformersBackend:
         return self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
 
     def _logp(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.model.get_output_embeddings()(hidden).float(), dim=-1)
+        return torch.log_softmax(self.model.get_output_embeddings()(hidden), dim=-1, dtype=torch.float32)
 
     @torch.no_grad()
     def sequence_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
