@@ -224,41 +224,27 @@ class TransformersBackend:
         answer's last token (the end of turn) predicts nothing and is not run; its first token is predicted by the
         prompt's last token.
         """
-        rows = len(splits)
-        tokens, groups, offsets = [], [], []
+        tokens, targets, groups, offsets = [], [], [], []
         for prefix, conts in splits:
             rest = prefix[common:]
-            tokens.append(list(rest) + [t for c in conts for t in c[:-1]])
+            tokens.append(rest + [t for c in conts for t in c[:-1]])
+            targets.append([-1] * len(rest) + [t for c in conts for t in c[1:]])  # the token each answer token predicts
             groups.append([0] * len(rest) + [i + 1 for i, c in enumerate(conts) for _ in c[:-1]])
             offsets.append(list(range(len(rest))) + [len(rest) + k for c in conts for k in range(len(c) - 1)])
         ids, mask = self._pad(tokens)
-        cache, past_mask = self._resume(shared, rows)
-        hidden, _, _ = self._extend(ids, mask, past_mask, cache, offsets=self._pad(offsets)[0],
-                                    groups=self._pad(groups, fill=-1)[0])
-        # Which hidden states predict which answer tokens: the prompt's last one predicts every answer's first
-        # token, an answer token the next token of the same answer.
-        at_row, at_col, first_targets = [], [], []
-        later_row, later_col, later_answer, later_target = [], [], [], []
-        for r, (prefix, conts) in enumerate(splits):
-            last = len(prefix) - common - 1
-            at_row.append(r)
-            at_col.append(last)
-            first_targets.append([c[0] for c in conts])
-            col = last + 1
-            for i, c in enumerate(conts):
-                for k in range(1, len(c)):
-                    later_row.append(r)
-                    later_col.append(col + k - 1)
-                    later_answer.append(i)
-                    later_target.append(c[k])
-                col += len(c) - 1
-        # One pass over the output embedding (the largest matrix of a small model) for every state that is needed.
-        logp = self._logp(hidden[torch.tensor(at_row + later_row), torch.tensor(at_col + later_col)])
-        total = logp[:rows].gather(1, torch.tensor(first_targets, device=self.device))
-        if later_row:
-            later = logp[rows:].gather(1, torch.tensor(later_target, device=self.device)[:, None]).squeeze(1)
-            total.index_put_((torch.tensor(later_row, device=self.device), torch.tensor(later_answer, device=self.device)),
-                             later, accumulate=True)
+        targets, groups, offsets = (self._pad(x, fill=-1)[0] for x in (targets, groups, offsets))
+        cache, past_mask = self._resume(shared, len(splits))
+        hidden, _, _ = self._extend(ids, mask, past_mask, cache, offsets=offsets, groups=groups)
+        # A prompt's last state predicts the first token of every answer; the answer tokens' states predict the rest.
+        # One pass over the output embedding (the largest matrix of a small model) for all the states needed.
+        rows = torch.arange(len(splits), device=self.device)
+        last = torch.tensor([len(prefix) - common - 1 for prefix, _ in splits], device=self.device)
+        later = targets >= 0
+        logp = self._logp(torch.cat([hidden[rows, last], hidden[later]]))
+        first = torch.tensor([[c[0] for c in conts] for _, conts in splits], device=self.device)
+        total = logp[: len(splits)].gather(1, first)
+        following = logp[len(splits) :].gather(1, targets[later][:, None]).squeeze(1)
+        total.index_put_((rows[:, None].expand_as(later)[later], groups[later] - 1), following, accumulate=True)
         return total.double().cpu().numpy()
 
     def _shared_prefix(self, prompt: Sequence[int], limit: int, rows: int) -> tuple[int, KV | None]:
