@@ -46,9 +46,9 @@ def _key(pair) -> str:
 
 def local_judge_preferences(judge, prompts: list[str], first: list[str], second: list[str]) -> list[str]:
     """The local judge's label ("a" = first, "b" = second, "tie") for each pair, judged in both orders."""
-    from labeling.verdicts import Comparison
-
     from tqdm.auto import tqdm
+
+    from labeling.verdicts import Comparison
 
     comparisons = [Comparison(str(i), p, a, b) for i, (p, a, b) in enumerate(zip(prompts, first, second))]
     with tqdm(total=2 * len(comparisons), desc="local judge forward passes", unit="req") as bar:
@@ -74,11 +74,10 @@ def main() -> None:
     if not args.reward_model.exists():
         sys.exit(f"reward model {args.reward_model} not found: run bench/rm_accuracy.py first or pass --reward-model")
 
-    from reward_models import load_scorer, read_pairs
-    from reward_models.recipes import parse_overrides
-    from reward_models.local_models import smollm2_dir
-
     from policies.dpo import train_dpo
+    from reward_models import load_scorer, read_pairs
+    from reward_models.local_models import smollm2_dir
+    from reward_models.recipes import parse_overrides
 
     base_dir = smollm2_dir(REPO / "var" / "models")
     base = TransformersBackend.load(base_dir, batch_size=8)

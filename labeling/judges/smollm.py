@@ -26,8 +26,8 @@ from typing import Any
 
 from labeling.judges.batching import MicroBatcher
 from labeling.judges.reward_model import sigmoid
-from labeling.rubric import Rubric, render_comparison
 from labeling.pairwise import combine_orders
+from labeling.rubric import Rubric, render_comparison
 from labeling.verdicts import Comparison, JudgeFailure, JudgeRequest, JudgeResult, Label, Verdict
 
 _QUESTION = "\n\nWhich response is better according to the rubric? Answer with a single letter: A or B."

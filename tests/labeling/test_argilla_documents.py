@@ -85,8 +85,13 @@ def _doc(i: str, priority=None, agent=None) -> RecordDoc:
 
 def test_sort_is_multi_key_with_missing_values_last_both_ways():
     docs = [_doc("a", 1, "z"), _doc("b", None, "y"), _doc("c", 3, "y"), _doc("d", 1, "x")]
-    by_priority = lambda d: d.metadata.get("priority")
-    by_agent = lambda d: d.suggestions.get("preference", {}).get("agent")
+
+    def by_priority(d):
+        return d.metadata.get("priority")
+
+    def by_agent(d):
+        return d.suggestions.get("preference", {}).get("agent")
+
     asc = sort_documents(docs, [(by_priority, False), (by_agent, False)])
     assert [d.id for d in asc] == ["d", "a", "c", "b"]
     desc = sort_documents(docs, [(by_priority, True), (by_agent, True)])

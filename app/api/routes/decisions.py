@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import EngineDep, ServingDep, SessionDep, SettingsDep, require_roles
-from app.models import ApiKey, Decision
 from app.errors import NotFound
+from app.models import ApiKey, Decision
 from app.services.decisions import decide, record_outcome
 from app.services.policies import canary_thresholds
 
@@ -70,9 +70,10 @@ async def post_decision(decision_type: str, body: DecisionRequest, response: Res
 
 @router.get("/{decision_id}", response_model=DecisionOut)
 def get_decision(decision_id: str, session: SessionDep, _: Annotated[ApiKey, Depends(require_roles("admin", "app", "reviewer"))]) -> dict:
+    from sqlmodel import select
+
     from app.models import ReviewItem
     from app.services.decisions import DecisionResult
-    from sqlmodel import select
 
     decision = session.get(Decision, decision_id)
     if decision is None:
