@@ -18,17 +18,18 @@ causal model's states of a prefix do not depend on what follows.
 Why one pass: on a CPU, a forward pass of SmolLM2-135M has a fixed cost of about 45 ms (streaming 0.4 GB of float32
 weights and thousands of small operations) on top of ~1.7 ms per token (2 cores, AMD EPYC, float32). The earlier
 design ran a request alone in three passes (the prompt's rest, its last token, then the answers) and a batch in
-two per length group; one pass took a ticket alone from 338 to 180 ms and a batch of 16 from 143 to 111 ms per
-ticket (measured in one process). It also means batching has less left to save: see ``bench/api_latency.py``.
+two per length group. In two in-process comparisons, one pass took a ticket alone from 322-338 to 148-180 ms and
+a batch of 16 from 118-143 to 87-111 ms per ticket. It also leaves batching less to save: see ``bench/api_latency.py``.
 
 Rows of very different widths (a prompt's rest plus its answers: 30 to 80 tokens for tickets) are split into
 groups that each run as a pass of their own (``length_groups``) where a pass's fixed cost is small next to its
 tokens': on a CPU, unless bfloat16 runs on AMX tiles (there a pass costs ~200 tokens' worth and grouping was slower).
 
 Precision: ``dtype="auto"`` loads bfloat16 where matrix products run it natively (a CPU with AMX tiles or AVX-512
-bfloat16 instructions, a CUDA GPU with bfloat16; ``native_bfloat16``), float32 elsewhere, where bfloat16 is emulated and slower. On this
-project's 2-core AMX machine, bfloat16 took a ticket alone from 201 to 144 ms and a batch of 16 from 76 to
-41 ms per ticket; the log-likelihoods moved by 0.13 nats on average (0.45 at most), the served probabilities by at
+bfloat16 instructions, a CUDA GPU with bfloat16; ``native_bfloat16``), float32 elsewhere, where bfloat16 is
+emulated and slower. On this project's 2-core AMX machine (session 5), bfloat16 took a ticket alone from 201 to
+144 ms and a batch of 16 from 76 to 41 ms per ticket (on a 2-core AMD EPYC with AVX512_BF16, with one-pass scoring:
+170 to 102 ms alone, 104 to 57 ms per ticket in a batch of 16); the log-likelihoods moved by 0.13 nats on average (0.45 at most), the served probabilities by at
 most 0.10, and the most likely team stayed the same on 16 of 16 tickets (``bench/api_latency.py``). A trained
 policy's margins are smaller: the demo's DPO policy routed 46.7% of 120 held-out tickets right in float32 and
 42.5% in bfloat16. So the app serves float32 unless ``ARBITER_POLICY_DTYPE`` says otherwise. A policy samples from
