@@ -13,7 +13,7 @@ from policies.propensity import AllActionsMaskedError
 
 
 def test_shared_prefix_scoring_equals_full_sequence_scoring(routing_type, tiny_backend, tickets):
-    """The cached three-level scoring must give the same log-likelihoods as one forward pass per sequence."""
+    """The cached, packed scoring must give the same log-likelihoods as one forward pass per sequence."""
     policy = ActionPolicy(routing_type, tiny_backend)
     contexts = [t.context for t in tickets[:6]]
     fast = policy.score_batch(contexts)
@@ -24,7 +24,7 @@ def test_shared_prefix_scoring_equals_full_sequence_scoring(routing_type, tiny_b
 
 
 def test_packed_answers_of_different_lengths_score_as_if_alone(tiny_backend):
-    """Level 3 packs every answer of a prompt into one row; answers of very different token lengths (and
+    """A row packs a prompt's rest and every answer after it; answers of very different token lengths (and
     prompts of different lengths in one batch) must each score exactly as a separate full forward pass."""
     prompts = [tiny_backend.render([{"role": "user", "content": text}])
                for text in ("Hi", "Please tell me how to reset the password of my account, it expired yesterday.")]
