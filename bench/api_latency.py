@@ -155,6 +155,16 @@ def _run_server(max_batch: int, concurrency: int, n: int, tickets: list[dict], d
         return {"decisions": decisions, "noop": noop}
 
 
+def _median_ms(fn, runs: int = 3) -> float:
+    """Median wall time of ``runs`` calls of ``fn``, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
 def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: str) -> dict:
     """Per-request scorer cost at batch 1 vs ``batch`` (with and without the prefix cache), tokens per request,
     the cost of a second torch thread, and matmul throughput by rows."""
@@ -170,17 +180,11 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
     policy = ActionPolicy(load_decision_types()["ticket-routing"], backend)
     contexts = tickets[:batch]
 
-    def per_request_ms(size: int, runs: int = 3) -> float:
-        """Median over ``runs`` of the time per request to score ``batch`` requests in calls of ``size``."""
+    def per_request_ms(size: int) -> float:
+        """Time per request to score ``batch`` requests in calls of ``size`` (median of 3)."""
         policy.score_batch(contexts[:2])  # warm up (and, with the prefix cache, store the system message)
         policy.score_batch(contexts[2:3])
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            for i in range(0, batch, size):
-                policy.score_batch(contexts[i : i + size])
-            times.append((time.perf_counter() - started) / batch)
-        return 1000 * statistics.median(times)
+        return _median_ms(lambda: [policy.score_batch(contexts[i : i + size]) for i in range(0, batch, size)]) / batch
 
     one, many = per_request_ms(1), per_request_ms(batch)
     served_scores = policy.score_batch(contexts)
@@ -246,12 +250,7 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
 
         with torch.no_grad():
             run()
-            times = []
-            for _ in range(3):
-                started = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - started)
-        return 1000 * statistics.median(times)
+            return _median_ms(run)
 
     alone, together = one_pass_ms(1), one_pass_ms(batch)
     return {
