@@ -13,7 +13,7 @@ ROUTES = [
     ("POST", "/v1/keys", {"role": "app"}, {"admin"}),
     ("GET", "/v1/audit", None, {"admin"}),
     ("GET", "/v1/audit/verify", None, {"admin"}),
-    ("POST", "/v1/pairs", {"source": "t", "pairs": [{"prompt": "p", "chosen": "c", "rejected": "r"}]}, {"admin", "app"}),
+    ("POST", "/v1/pairs", {"source": "t", "pairs": [{"prompt": "p", "chosen": "c", "rejected": "r"}]}, {"admin", "annotator"}),
     ("GET", "/v1/pairs", None, {"admin", "annotator", "reviewer"}),
 ]
 

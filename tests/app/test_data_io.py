@@ -93,7 +93,7 @@ def test_error_messages_name_the_problem(engine, tmp_path, record, needle):
 
 
 def test_api_import_is_atomic_and_idempotent(client, auth, engine):
-    headers = auth("app")
+    headers = auth("annotator")
     good = {"prompt": "p", "chosen": "c", "rejected": "r"}
     bad = client.post("/v1/pairs", json={"source": "api", "pairs": [good, {"prompt": "p"}]}, headers=headers)
     assert bad.status_code == 422 and "pairs[1]" in bad.json()["error"]["message"]

@@ -31,7 +31,9 @@ class ImportOut(BaseModel):
 
 @router.post("", response_model=ImportOut)
 def post_pairs(body: PairsIn, session: SessionDep,
-               key: Annotated[ApiKey, Depends(require_roles("admin", "app"))]) -> dict:
+               key: Annotated[ApiKey, Depends(require_roles("admin", "annotator"))]) -> dict:
+    """Import preference pairs. They become training data for reward models, so an application key
+    (which serves decisions and may be exposed with a client) may not write them: annotator or admin."""
     parsed = []
     for i, record in enumerate(body.pairs):
         try:
