@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -196,3 +197,15 @@ def load_decision_types(*directories: str | Path) -> dict[str, DecisionType]:
                 raise DecisionTypeError(f"decision type {dt.name!r} defined twice: {origin[dt.name]} and {path}")
             found[dt.name], origin[dt.name] = dt, path
     return found
+
+
+def deployment_decision_types(extra_dir: str | Path | None = None) -> dict[str, DecisionType]:
+    """The decision types a deployment serves and trains: the shipped ones plus ``extra_dir``
+    (``ARBITER_DECISION_TYPES_DIR``), loaded once per directory. Serving, training and the review queue all
+    ask this one function, so a type defined only in ``extra_dir`` is known to each of them."""
+    return dict(_deployment_types(Path(extra_dir).resolve() if extra_dir else None))
+
+
+@lru_cache(maxsize=8)
+def _deployment_types(extra_dir: Path | None) -> dict[str, DecisionType]:
+    return load_decision_types(BUILTIN_DIR, *([extra_dir] if extra_dir else []))

@@ -42,13 +42,12 @@ from app.settings import Settings
 from policies.action_policy import ActionPolicy, TextPolicy
 from policies.backends import BackendSpec, load_backend
 from policies.backends.base import PolicyBackend
-from policies.decision_types import DecisionType, load_decision_types
+from policies.decision_types import DecisionType, deployment_decision_types
 
-__all__ = ["BASE_MODEL", "SHIPPED_DECISION_TYPES", "LoadedPolicy", "PolicyRuntime", "ensure_base_policy"]
+__all__ = ["BASE_MODEL", "LoadedPolicy", "PolicyRuntime", "ensure_base_policy"]
 
 BASE_MODEL = "SmolLM2-135M-Instruct"
 T = TypeVar("T")
-SHIPPED_DECISION_TYPES = Path(__file__).resolve().parents[2] / "policies" / "decision_types"
 
 
 @dataclass
@@ -81,8 +80,7 @@ class PolicyRuntime:
     def __init__(self, settings: Settings, backend_factory: Callable[[PolicyVersion], PolicyBackend] | None = None,
                  decision_types_dir: Path | None = None, max_batch: int = 32):
         self.settings = settings
-        dirs = [SHIPPED_DECISION_TYPES] + ([decision_types_dir] if decision_types_dir else [])
-        self.decision_types: dict[str, DecisionType] = load_decision_types(*dirs)
+        self.decision_types: dict[str, DecisionType] = deployment_decision_types(decision_types_dir)
         self.backend_factory = backend_factory or default_backend_factory(settings)
         self.max_batch = max_batch
         self.max_wait_s = settings.policy_max_wait_ms / 1000

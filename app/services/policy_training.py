@@ -31,9 +31,9 @@ from app.db import session_scope
 from app.errors import InvalidInput, NotFound
 from app.models import DatasetSnapshot, Decision, PolicyVersion, RewardModelVersion
 from app.services.policies import logged_decisions
-from app.services.policy_runtime import BASE_MODEL, SHIPPED_DECISION_TYPES
+from app.services.policy_runtime import BASE_MODEL
 from app.settings import Settings
-from policies.decision_types import DecisionType, load_decision_types
+from policies.decision_types import DecisionType, deployment_decision_types
 from policies.preference_data import (
     DPOExample,
     LoggedOutcome,
@@ -48,12 +48,12 @@ __all__ = ["train_dpo_job", "train_rl_job"]
 Wrap = Callable[[Callable[[], Any]], Any]
 
 
-def _recipe_and_type(recipe_path: str | Path) -> tuple[Recipe, DecisionType]:
+def _recipe_and_type(recipe_path: str | Path, settings: Settings) -> tuple[Recipe, DecisionType]:
     try:
         recipe = load_recipe(recipe_path)
     except RecipeError as exc:
         raise InvalidInput(f"bad recipe: {exc}", code="bad_recipe") from None
-    types = load_decision_types(SHIPPED_DECISION_TYPES)
+    types = deployment_decision_types(settings.decision_types_dir)
     if recipe.decision_type not in types:
         raise InvalidInput(f"recipe names unknown decision type {recipe.decision_type!r}; known: {sorted(types)}",
                            code="bad_recipe")
@@ -178,7 +178,7 @@ def train_dpo_job(settings: Settings, engine: Engine, *, recipe_path: str | Path
     """
     from policies.dpo import train_dpo
 
-    recipe, dt = _recipe_and_type(recipe_path)
+    recipe, dt = _recipe_and_type(recipe_path, settings)
     base_dir, base_name = _base_model(recipe, settings)
     examples, snap_id, snap_hash = _dpo_examples(engine, dt, recipe, _renderer(base_dir), data=data,
                                                  snapshot_id=snapshot_id, from_outcomes=from_outcomes, examples=examples)
@@ -224,7 +224,7 @@ def train_rl_job(settings: Settings, engine: Engine, *, recipe_path: str | Path,
     from policies.online_rl import train_online_rl
     from reward_models import load_scorer
 
-    recipe, dt = _recipe_and_type(recipe_path)
+    recipe, dt = _recipe_and_type(recipe_path, settings)
     if recipe.method not in ("grpo", "rloo"):
         raise InvalidInput(f"recipe method {recipe.method!r} is not online RL (grpo | rloo)", code="bad_recipe")
     with Session(engine) as session:

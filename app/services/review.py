@@ -23,7 +23,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Candidate, Comparison, Decision, Label, ReviewItem, Task, utcnow
 from app.services.data_io import prompt_hash, text_hash
 from app.settings import Settings
-from policies.decision_types import BUILTIN_DIR, DecisionType, load_decision_types
+from policies.decision_types import DecisionType, deployment_decision_types
 from reward_models.pairs import Message, PreferencePair
 from safety.moderation import HarmClassifierArtifact, retrain
 
@@ -199,18 +198,13 @@ def decide(
     return ReviewResult(item, comparisons, examples)
 
 
-@lru_cache(maxsize=8)
-def _load_decision_types(extra_dir: Path | None) -> dict[str, DecisionType]:
-    return load_decision_types(BUILTIN_DIR, *([extra_dir] if extra_dir else []))
-
-
 def decision_types_for(settings: Settings) -> dict[str, DecisionType]:
     """The shipped decision types plus `ARBITER_DECISION_TYPES_DIR` (loaded once per directory)."""
-    return _load_decision_types(settings.decision_types_dir)
+    return deployment_decision_types(settings.decision_types_dir)
 
 
 def _task_for(session: Session, item: ReviewItem, decision_types: Mapping[str, DecisionType] | None) -> Task:
-    decision_types = decision_types if decision_types is not None else _load_decision_types(None)
+    decision_types = decision_types if decision_types is not None else deployment_decision_types()
     dt = decision_types.get(item.decision_type or "")
     if dt is not None:
         messages = dt.messages(item.context, validate=False)

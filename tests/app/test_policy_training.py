@@ -116,3 +116,50 @@ def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, en
         row = s.get(PolicyVersion, version.id)
         assert row.reward_model_id == rm_id and row.snapshot_id == snap_id
         assert row.metrics["lineage"]["snapshot_hash"] == "c" * 64
+
+
+def test_a_decision_type_defined_only_in_the_deployment_dir_trains_and_serves(
+        run_cli, cli_env, settings, engine, app, tmp_path, tiny_base_dir, tiny_causal_lm, auth, monkeypatch):
+    """ARBITER_DECISION_TYPES_DIR is configuration, not code: a type that exists only there must be known to
+    training (`arbiter train dpo`) as it is to serving. Training used to load the shipped types alone and refused
+    the recipe with "unknown decision type"."""
+    from fastapi.testclient import TestClient
+
+    from app.services.policy_runtime import PolicyRuntime
+    from app.services.serving import Serving, build_safety_layer, prepare_store
+    from app.settings import get_settings
+    from policies.backends.local import TransformersBackend
+
+    types_dir = tmp_path / "types"
+    types_dir.mkdir()
+    (types_dir / "faq-reply.yaml").write_text(yaml.safe_dump({
+        "name": "faq-reply", "kind": "text", "description": "Answer a question from the FAQ.", "max_new_tokens": 8,
+        "context_schema": {"type": "object", "required": ["question"],
+                           "properties": {"question": {"type": "string", "minLength": 1, "maxLength": 500}}},
+        "prompt": {"system": "Answer briefly.", "user": "{question}"},
+    }))
+    monkeypatch.setenv("ARBITER_DECISION_TYPES_DIR", str(types_dir))
+    get_settings.cache_clear()
+    out = _json(run_cli("train", "dpo", "--recipe", _recipe(tmp_path, tiny_base_dir, decision_type="faq-reply"),
+                        "--data", _pairs(tmp_path), "--max-steps", 1, "--json"))
+    with Session(engine) as s:
+        assert s.get(PolicyVersion, out["policy_id"]).decision_type == "faq-reply"
+
+    # Serving also needs the type's rule set: the safety layer refuses a type it has no rules for (fails closed).
+    rules_dir = tmp_path / "rulesets"
+    rules_dir.mkdir()
+    for shipped in (Path(__file__).resolve().parents[2] / "safety" / "rulesets").glob("*.yaml"):
+        (rules_dir / shipped.name).write_text(shipped.read_text())
+    (rules_dir / "faq-reply.yaml").write_text(yaml.safe_dump({"name": "faq-reply", "decision_type": "faq-reply",
+                                                              "rules": []}))
+    deployed = settings.model_copy(update={"decision_types_dir": types_dir, "rulesets_dir": rules_dir})
+    model, tokenizer = tiny_causal_lm
+    backend = TransformersBackend(model, tokenizer, name="tiny")
+    serving = Serving(PolicyRuntime(deployed, backend_factory=lambda version: backend,
+                                    decision_types_dir=deployed.decision_types_dir), build_safety_layer(deployed))
+    prepare_store(engine, serving)
+    app.state.serving = serving
+    with TestClient(app) as client:
+        r = client.post("/v1/decisions/faq-reply", json={"context": {"question": "When do you open?"}}, headers=auth("app"))
+    assert r.status_code == 200, r.text
+    assert r.json()["decision_type"] == "faq-reply"
