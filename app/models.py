@@ -310,9 +310,14 @@ class Decision(DecisionBase, table=True):
     safety_details: dict = _json()
     rule_set_hash: Optional[str] = Field(default=None, max_length=64)
     latency_ms: float = 0.0
-    idempotency_key: Optional[str] = Field(default=None, max_length=200, unique=True)
+    # An Idempotency-Key is unique per caller (the API key that sent it), as Stripe and the IETF
+    # Idempotency-Key draft scope it: the same key from another caller is another request.
+    idempotency_key: Optional[str] = Field(default=None, max_length=200)
+    idempotency_scope: Optional[str] = Field(default=None, max_length=200)
     request_hash: Optional[str] = Field(default=None, max_length=64)
     created_at: datetime = _ts()
+
+    __table_args__ = (UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_decision_idempotency"),)
 
 
 class DecisionPublic(DecisionBase):

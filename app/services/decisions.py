@@ -76,8 +76,9 @@ def redacted_context(context: dict) -> dict:
     return {k: redact_pii(v)[0] if isinstance(v, str) else v for k, v in context.items()}
 
 
-def _replay(session: Session, idempotency_key: str, rhash: str) -> DecisionResult | None:
-    existing = session.exec(select(Decision).where(Decision.idempotency_key == idempotency_key)).first()
+def _replay(session: Session, idempotency_key: str, rhash: str, caller: str) -> DecisionResult | None:
+    existing = session.exec(select(Decision).where(Decision.idempotency_scope == caller,
+                                                   Decision.idempotency_key == idempotency_key)).first()
     if existing is None:
         return None
     if existing.request_hash != rhash:
@@ -112,7 +113,8 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
                  canary: CanaryThresholds | None = None) -> DecisionResult:
     """Validate, propose (serving and shadow policy), apply the safety layer, log; see the module docstring.
 
-    With ``canary`` thresholds, a blocked or escalated decision of a canary policy runs the automatic canary
+    ``actor`` is the caller (``key:<api key id>``): an ``idempotency_key`` is unique per caller, so another
+    caller's equal key is another request. With ``canary`` thresholds, a blocked or escalated decision of a canary policy runs the automatic canary
     check (``app.services.policies.check_canary``), which may roll the canary back.
     """
     started = time.perf_counter()
@@ -128,7 +130,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
 
     with Session(read_only(engine), expire_on_commit=False) as session:
         if idempotency_key:
-            replay = _replay(session, idempotency_key, rhash)
+            replay = _replay(session, idempotency_key, rhash, actor)
             if replay:
                 return replay
         serving, shadow = serving_versions(session, decision_type, unit_id or decision_id)
@@ -184,7 +186,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
         safety_verdict=final.outcome.value,
         safety_details={"input": verdict_in.to_dict(), "output": verdict_out.to_dict() if verdict_out else None},
         rule_set_hash=final.ruleset_hash or verdict_in.ruleset_hash,
-        idempotency_key=idempotency_key, request_hash=rhash,
+        idempotency_key=idempotency_key, idempotency_scope=actor if idempotency_key else None, request_hash=rhash,
     )
     review_id = None
     try:
@@ -204,7 +206,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
         # A concurrent retry with the same Idempotency-Key won the race: return its decision.
         if idempotency_key:
             with Session(read_only(engine), expire_on_commit=False) as session:
-                replay = _replay(session, idempotency_key, rhash)
+                replay = _replay(session, idempotency_key, rhash, actor)
                 if replay:
                     return replay
         raise

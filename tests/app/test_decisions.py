@@ -57,6 +57,25 @@ def test_idempotency_key_returns_the_same_decision(api, auth, engine):
     assert other.status_code == 409 and other.json()["error"]["code"] == "conflict"
 
 
+@pytest.mark.both_databases
+def test_idempotency_keys_are_scoped_per_caller(api, auth, engine):
+    """The same Idempotency-Key and body from another API key is another request (Stripe, IETF draft):
+    the admin gets a decision of its own, not the app's, and each caller's retry replays its own."""
+    app_headers = {**auth("app"), "Idempotency-Key": "shared-key"}
+    admin_headers = {**auth("admin"), "Idempotency-Key": "shared-key"}
+    mine = api.post("/v1/decisions/ticket-routing", json={"context": TICKET}, headers=app_headers)
+    theirs = api.post("/v1/decisions/ticket-routing", json={"context": TICKET}, headers=admin_headers)
+    assert mine.status_code == theirs.status_code == 200, theirs.text
+    assert theirs.json()["id"] != mine.json()["id"] and "Idempotent-Replayed" not in theirs.headers
+    again = api.post("/v1/decisions/ticket-routing", json={"context": TICKET}, headers=admin_headers)
+    assert again.json()["id"] == theirs.json()["id"] and again.headers.get("Idempotent-Replayed") == "true"
+    # Another caller's key with another body is not a conflict either: it is not that caller's key.
+    other = api.post("/v1/decisions/ticket-routing", json={"context": {**TICKET, "subject": "x"}},
+                     headers={**auth("app"), "Idempotency-Key": "shared-key"})
+    assert other.status_code == 200, other.text
+    assert len(_decisions(engine)) == 3
+
+
 @pytest.mark.parametrize("context,needle", [
     ({"subject": "x", "customer": {"tier": "standard"}}, "body"),
     ({**TICKET, "customer": {"tier": "platinum"}}, "customer/tier"),
