@@ -1,9 +1,9 @@
-"""The seed training set of the local harm classifier, generated in code.
+"""The seed training set of the TF-IDF harm classifier (`safety.moderation.harm_classifier`).
 
-No external data: the phrase banks of `safety.moderation.harm_seed_texts` (templates with slot
-fillers) and `safety.moderation.harm_seed_sentences` (hand-written sentences) are expanded and
-sampled with a fixed seed, so the set is identical on every machine and small enough (about 2,200
-texts) to train in about a second.
+The phrase banks are data files under `safety/data/moderation/`: `seed_templates.yaml` (templates
+with `{slot}` fillers) and `seed_sentences.jsonl` (hand-written sentences, one `{"text", "label"}`
+per line). This module expands and samples them with a fixed seed, so the set is identical on
+every machine and small enough (about 2,200 texts) to train in about a second.
 
 Every example says whether it was written as a `sentence` (one by one, like real traffic) or
 expanded from a `template` (near-copies of each other). The classifier calibrates its thresholds on
@@ -12,27 +12,30 @@ make any threshold look precise.
 
 The "safe" class is several times larger than any harm class and deliberately holds customer-
 support traffic and the innocent uses of violent words ("kill the process", "shoot me an email"),
-so the classifier learns intent phrases rather than words. It is a starting point, not a
-benchmark (what it does not cover, it does not know: the phrase banks are English only and
-short), and reviewer verdicts (`safety.moderation.harm_classifier.retrain`) are what make the
-classifier fit a deployment.
+so the classifier learns intent phrases rather than words. It is a starting point for reviewer
+retraining, not the shipped moderation model (that is `safety.moderation.harm_model`, trained on
+public data): the phrase banks are English only and short.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Literal
 
-from safety.moderation.harm_seed_sentences import SENTENCES
-from safety.moderation.harm_seed_texts import SLOTS, TEMPLATES
+import yaml
 
 __all__ = ["HARM_CATEGORIES", "SAFE_LABEL", "SeedExample", "seed_examples", "seed_set"]
 
 SAFE_LABEL = "safe"
 HARM_CATEGORIES = ("harassment", "illicit", "self-harm", "violence")
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "moderation"
 
 _PER_CATEGORY = 150
 # Real traffic is overwhelmingly harmless and unlike any template; a larger, more varied "safe"
@@ -49,15 +52,28 @@ class SeedExample:
     kind: Literal["sentence", "template"]
 
 
+@cache
+def _banks() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
+    """(templates by label, slot fillers by name, hand-written sentences by label), read once."""
+    banks = yaml.safe_load((DATA_DIR / "seed_templates.yaml").read_text(encoding="utf-8"))
+    sentences: dict[str, list[str]] = {}
+    for line in (DATA_DIR / "seed_sentences.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            sentences.setdefault(row["label"], []).append(row["text"])
+    return banks["templates"], banks["slots"], sentences
+
+
 def _expand(template: str) -> list[str]:
-    names = [name for name in SLOTS if "{" + name + "}" in template]
-    combos = itertools.product(*(SLOTS[name] for name in names))
+    slots = _banks()[1]
+    names = [name for name in slots if "{" + name + "}" in template]
+    combos = itertools.product(*(slots[name] for name in names))
     return [template.format(**dict(zip(names, combo, strict=True))) for combo in combos]
 
 
 def _sample_templates(label: str, quota: int, rng: random.Random) -> list[SeedExample]:
     pools = []
-    for template in TEMPLATES[label]:
+    for template in _banks()[0][label]:
         texts = _expand(template)
         rng.shuffle(texts)
         # A template that is a single slot is a list of sentences, not a frame.
@@ -83,11 +99,12 @@ def seed_set(per_category: int = _PER_CATEGORY, seed: int = 0) -> list[SeedExamp
     if per_category < 1:
         raise ValueError(f"per_category must be >= 1, got {per_category}")
     rng = random.Random(seed)
+    templates, _, sentences = _banks()
     examples: list[SeedExample] = []
-    for label in TEMPLATES:
+    for label in templates:
         quota = per_category * _SAFE_FACTOR if label == SAFE_LABEL else per_category
         examples.extend(_sample_templates(label, quota, rng))
-        examples.extend(SeedExample(text, label, "sentence") for text in SENTENCES[label])
+        examples.extend(SeedExample(text, label, "sentence") for text in sentences.get(label, ()))
     # The same sentence can come out of two templates; keep its first label so the set is consistent.
     unique: dict[str, SeedExample] = {}
     for example in examples:
