@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     # --- moderation ----------------------------------------------------------------------------
     moderation_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
     moderation_timeout_s: float = Field(5.0, description="Timeout of the moderation API before the local providers decide.")
+    moderation_remote_order: str = Field("guard,openai", description="Comma-separated order in which the configured remote moderation providers are tried (`guard`, `openai`); the first that answers decides, the local providers answer when all fail. The guard comes first by default: it runs on your own machines, while an OpenAI key may be set for the judges alone.")
+    guard_base_url: str = Field("", description="OpenAI-compatible endpoint (vLLM) serving a guard model, e.g. `http://guard:8001/v1`; enables the guard moderation provider.")
+    guard_model: str = Field("", description="The guard model's name on that endpoint, e.g. `meta-llama/Llama-Guard-3-8B`.")
+    guard_family: Literal["llama-guard", "qwen3guard", "granite-guardian"] = Field("llama-guard", description="Prompt and answer format of the guard model: Llama Guard 3, Qwen3Guard-Gen or Granite Guardian 3.x.")
+    guard_api_key: str = Field("", description="API key of the guard endpoint (vLLM `--api-key`); empty when it needs none.")
+    guard_timeout_s: float = Field(5.0, gt=0, description="Timeout of one guard-model request before the next moderation provider decides.")
 
     # --- decision types and rules --------------------------------------------------------------
     decision_types_dir: Optional[Path] = Field(None, description="Extra decision types (YAML), added to the shipped ones in policies/decision_types.")
@@ -114,6 +120,19 @@ class Settings(BaseSettings):
             raise ValueError("ARBITER_ARGILLA_REVIEW_DATASET must differ from ARBITER_ARGILLA_DATASET "
                              f"(both are {self.argilla_dataset!r})")
         return self
+
+    @model_validator(mode="after")
+    def _guard_needs_a_model(self) -> "Settings":
+        if self.guard_base_url and not self.guard_model:
+            raise ValueError("ARBITER_GUARD_BASE_URL is set but ARBITER_GUARD_MODEL is not: name the guard model it serves")
+        unknown = [p for p in self.moderation_remote_providers if p not in ("guard", "openai")]
+        if unknown:
+            raise ValueError(f"ARBITER_MODERATION_REMOTE_ORDER: unknown providers {unknown}; known: guard, openai")
+        return self
+
+    @property
+    def moderation_remote_providers(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.moderation_remote_order.split(",") if p.strip())
 
     @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> "Settings":

@@ -24,6 +24,7 @@ from typing import Any
 
 from safety.moderation.base import ProviderError
 from safety.moderation.chain import ModerationReport, Moderator
+from safety.moderation.guard import GuardModeration, GuardModerationConfig
 from safety.moderation.harm_classifier import load_harm_classifier, train_harm_classifier
 from safety.moderation.injection import InjectionHeuristics
 from safety.moderation.openai_api import OpenAIModeration, OpenAIModerationConfig
@@ -80,13 +81,24 @@ class _Findings:
 
 
 def default_moderator(
-    openai: OpenAIModerationConfig | None = None, harm_classifier_path: Path | None = None
+    openai: OpenAIModerationConfig | None = None,
+    harm_classifier_path: Path | None = None,
+    guard: GuardModerationConfig | None = None,
+    remote_order: Sequence[str] = ("guard", "openai"),
 ) -> Moderator:
-    """OpenAI (when configured) with the local harm classifier and profanity as fallback, plus the
-    injection heuristics. Without a saved classifier, one is trained on the seed set (~0.2 s)."""
+    """The remote providers that are configured (a guard model, OpenAI) in `remote_order`, with the
+    local harm classifier and profanity as fallback, plus the injection heuristics. Without a saved
+    classifier, one is trained on the seed set (~0.2 s)."""
     harm = load_harm_classifier(harm_classifier_path) if harm_classifier_path else train_harm_classifier([])
+    remote = {
+        "guard": GuardModeration(guard) if guard else None,
+        "openai": OpenAIModeration(openai) if openai else None,
+    }
+    unknown = [name for name in remote_order if name not in remote]
+    if unknown:
+        raise ValueError(f"unknown remote moderation providers {unknown}; known: {', '.join(remote)}")
     return Moderator(
-        primary=OpenAIModeration(openai) if openai else None,
+        primary=[remote[name] for name in remote_order if remote[name] is not None],
         fallback=[harm, ProfanityModeration()],
         detectors=[InjectionHeuristics()],
     )
@@ -119,10 +131,12 @@ class SafetyLayer:
         harm_classifier_path: Path | None = None,
         rulesets_dir: Path | None = None,
         policy: ModerationPolicy = DEFAULT_POLICY,
+        guard: GuardModerationConfig | None = None,
+        remote_order: Sequence[str] = ("guard", "openai"),
     ) -> SafetyLayer:
         """The layer with the default providers and the shipped (or a directory of) rule sets."""
         rulesets = load_rulesets(rulesets_dir) if rulesets_dir else shipped_rulesets()
-        return cls(rulesets, default_moderator(openai, harm_classifier_path), policy)
+        return cls(rulesets, default_moderator(openai, harm_classifier_path, guard, remote_order), policy)
 
     def ruleset(self, decision_type: str) -> RuleSet:
         try:

@@ -21,6 +21,7 @@ from app.services.policy_runtime import PolicyRuntime, ensure_base_policy
 from app.services.review import harm_classifier_dir
 from app.settings import Settings
 from safety.layer import SafetyLayer
+from safety.moderation.guard import GuardModerationConfig
 from safety.moderation.openai_api import OpenAIModerationConfig
 
 __all__ = ["Serving", "build_safety_layer", "record_rulesets", "get_serving"]
@@ -40,11 +41,17 @@ def build_safety_layer(settings: Settings) -> SafetyLayer:
         kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
         openai = OpenAIModerationConfig(api_key=settings.openai_api_key, model=settings.moderation_model,
                                         timeout_s=settings.moderation_timeout_s, **kwargs)
+    guard = None
+    if settings.guard_base_url:
+        guard = GuardModerationConfig(base_url=settings.guard_base_url, model=settings.guard_model,
+                                      family=settings.guard_family, api_key=settings.guard_api_key or "EMPTY",
+                                      timeout_s=settings.guard_timeout_s)
     # Reviewer verdicts retrain the harm classifier into versioned artifacts (app.services.review);
     # the newest one is used, the seed-trained one until there is any.
     classifier = harm_classifier_dir(settings)
     return SafetyLayer.build(openai=openai, harm_classifier_path=classifier if classifier.exists() else None,
-                             rulesets_dir=settings.rulesets_dir)
+                             rulesets_dir=settings.rulesets_dir, guard=guard,
+                             remote_order=settings.moderation_remote_providers)
 
 
 def record_rulesets(session: Session, layer: SafetyLayer, actor: str = "system") -> list[str]:

@@ -2,7 +2,8 @@
 
 `Moderator` holds three groups of providers:
 
-- `primary`: the preferred harm classifier, usually the OpenAI endpoint (optional);
+- `primary`: the preferred harm classifiers, remote ones (a guard model on vLLM, the OpenAI
+  endpoint), in order: the first that answers decides (optional);
 - `fallback`: local harm providers that answer when there is no primary or it fails (the local
   harm classifier, profanity);
 - `detectors`: local detectors that always run, because no remote provider covers what they
@@ -32,7 +33,7 @@ class ModerationReport:
 
     results: tuple[ModerationResult, ...]
     decided_by: tuple[str, ...]  # providers whose results are in `results`
-    fallback: bool  # the primary was configured but failed, so the fallback group decided
+    fallback: bool  # a primary provider was configured but failed, so a later one decided
     errors: tuple[str, ...] = ()  # why providers failed, e.g. "openai: timeout: ..."
 
     @property
@@ -62,10 +63,16 @@ class Moderator:
 
     def __init__(
         self,
-        primary: ModerationProvider | None,
+        primary: ModerationProvider | Sequence[ModerationProvider] | None,
         fallback: Sequence[ModerationProvider],
         detectors: Sequence[ModerationProvider] = (),
     ) -> None:
+        if primary is None:
+            primary = ()
+        self.primaries: tuple[ModerationProvider, ...] = (
+            tuple(primary) if isinstance(primary, Sequence) else (primary,)
+        )
+        primary = self.primaries[0] if self.primaries else None
         if primary is None and not fallback:
             # Without either, harmful text would pass unexamined; refuse rather than degrade silently.
             raise ValueError("Moderator needs a primary provider or at least one fallback provider")
@@ -75,7 +82,7 @@ class Moderator:
 
     @property
     def providers(self) -> tuple[str, ...]:
-        group = ((self.primary,) if self.primary else ()) + self.fallback + self.detectors
+        group = self.primaries + self.fallback + self.detectors
         return tuple(p.name for p in group)
 
     def moderate(self, texts: Sequence[str]) -> list[ModerationReport]:
@@ -88,14 +95,13 @@ class Moderator:
         harm: list[list[ModerationResult]] | None = None
         decided: list[str] = []
         fallback_used = False
-        if self.primary is not None:
+        for primary in self.primaries:
             try:
-                harm = [[r] for r in _checked(self.primary, texts)]
-                decided.append(self.primary.name)
+                harm = [[r] for r in _checked(primary, texts)]
+                decided.append(primary.name)
+                break
             except ProviderError as exc:
-                log.warning(
-                    "moderation provider %s failed, falling back to local: %s", self.primary.name, exc
-                )
+                log.warning("moderation provider %s failed, falling back: %s", primary.name, exc)
                 errors.append(str(exc))
                 fallback_used = True
         if harm is None:
