@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
+from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors, lazy_module
 from app.errors import ArbiterError, Unavailable
-from app.services.argilla_sync import (
-    argilla_connection,
-    dataset_spec,
-    embedded_config,
-    open_client,
-    pull_labels,
-    push_comparisons,
-    register_webhook,
-)
-from labeling.argilla import EmbeddedArgillaError, embedded_status, start_embedded, stop_embedded
 from labeling.selection import STRATEGIES
+
+# Both import the Argilla SDK (pandas, numpy: seconds): loaded when an argilla command runs, not for --help.
+sync = lazy_module("app.services.argilla_sync")
+embedded = lazy_module("labeling.argilla")
 
 
 @handle_errors
 def up(as_json: bool = JsonOpt) -> None:
     """Start the embedded Argilla (argilla-server, no Elasticsearch); safe to run twice."""
     settings, _ = cli_context(migrate=False)
-    config = embedded_config(settings)
+    config = sync.embedded_config(settings)
     try:
-        instance = start_embedded(config)
-    except EmbeddedArgillaError as exc:
+        instance = embedded.start_embedded(config)
+    except embedded.EmbeddedArgillaError as exc:
         raise Unavailable(str(exc), code="argilla_start_failed") from exc
     out = {
         "url": instance.url,
@@ -50,14 +44,14 @@ def up(as_json: bool = JsonOpt) -> None:
 def down(as_json: bool = JsonOpt) -> None:
     """Stop the embedded Argilla started by `up` (the processes in its pid files)."""
     settings, _ = cli_context(migrate=False)
-    stopped = stop_embedded(embedded_config(settings))
+    stopped = embedded.stop_embedded(sync.embedded_config(settings))
     emit({"stopped_pids": stopped}, as_json, f"stopped {len(stopped)} process(es)" if stopped else "Argilla was not running")
 
 
 def status(as_json: bool = JsonOpt) -> None:
     """Whether the embedded Argilla runs and answers."""
     settings, _ = cli_context(migrate=False)
-    instance = embedded_status(embedded_config(settings))
+    instance = embedded.embedded_status(sync.embedded_config(settings))
     out = {"running": instance is not None, "url": instance.url if instance else None}
     emit(out, as_json, f"running at {instance.url}" if instance else "not running")
     if instance is None:
@@ -77,8 +71,8 @@ def push(
     if strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", code=2, as_json=as_json)
     settings, engine = cli_context()
-    client = open_client(argilla_connection(settings))
-    report = push_comparisons(engine, client, dataset_spec(settings, dataset, min_submitted),
+    client = sync.open_client(sync.argilla_connection(settings))
+    report = sync.push_comparisons(engine, client, sync.dataset_spec(settings, dataset, min_submitted),
                               strategy=strategy, limit=limit, source=source, actor="cli:argilla.push")
     emit(report.to_dict(), as_json, lambda: (
         f"{report.pushed} pushed, {report.already_present} already there "
@@ -90,8 +84,8 @@ def pull(dataset: str | None = typer.Option(None, help="Argilla dataset (default
          as_json: bool = JsonOpt) -> None:
     """Turn submitted and discarded responses into human labels (changed answers update them)."""
     settings, engine = cli_context()
-    client = open_client(argilla_connection(settings))
-    report = pull_labels(engine, client, dataset_spec(settings, dataset), actor="cli:argilla.pull")
+    client = sync.open_client(sync.argilla_connection(settings))
+    report = sync.pull_labels(engine, client, sync.dataset_spec(settings, dataset), actor="cli:argilla.pull")
     emit(report.to_dict(), as_json, lambda: (
         f"{report.responses} responses: {report.created} new labels, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.unknown_comparisons} not Arbiter's"
@@ -105,7 +99,7 @@ def webhook(url: str = typer.Option(..., help="Arbiter's webhook endpoint, e.g. 
     settings, _ = cli_context(migrate=False)
     if not url.startswith(("http://", "https://")):
         raise ArbiterError(f"url must be http(s), got {url!r}", code="invalid_input", status=422)
-    path = register_webhook(settings, open_client(argilla_connection(settings)), url)
+    path = sync.register_webhook(settings, sync.open_client(sync.argilla_connection(settings)), url)
     emit({"url": url, "secret_file": str(path)}, as_json,
          f"Argilla will call {url}; its signing secret is in {path} (the API reads it from there)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -15,9 +16,25 @@ from app.db import get_engine, upgrade_schema
 from app.errors import ArbiterError
 from app.settings import Settings, get_settings
 
-__all__ = ["cli_context", "emit", "fail", "handle_errors", "JsonOpt"]
+__all__ = ["cli_context", "emit", "fail", "handle_errors", "lazy_module", "JsonOpt"]
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+class lazy_module:  # noqa: N801 - stands in for a module name
+    """A module imported on first attribute access.
+
+    Building the CLI imports every command module; a service that pulls in torch, transformers,
+    sklearn or the Argilla SDK at import would make every call, ``--help`` included, pay for them
+    (seconds each). ``svc = lazy_module("app.services.policies")`` keeps ``svc.promote(...)`` as it
+    reads, and imports the module only when a command that uses it runs.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
 
 
 def cli_context(migrate: bool = True) -> tuple[Settings, Engine]:

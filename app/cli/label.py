@@ -15,8 +15,9 @@ from pathlib import Path
 import typer
 from sqlmodel import Session
 
-from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
-from app.services.labeling import collect_batches, evaluate_judge, run_labeling, submit_batches
+from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors, lazy_module
+
+labeling = lazy_module("app.services.labeling")  # the judges' SDKs and models: imported when a command runs, not for --help
 
 
 def _judge_list(judges: str | None) -> list[str] | None:
@@ -53,7 +54,7 @@ def label(
         fail("--batch and --collect are separate steps; run one, then the other later", code=2, as_json=as_json)
     settings, engine = cli_context()
     if collect:
-        result = collect_batches(engine, settings)
+        result = labeling.collect_batches(engine, settings)
         emit(result, as_json, lambda: "\n".join(
             f"{b.get('provider', '?')} batch {b['batch_id']}: " + (
                 f"collected {b['labels']} labels ({b['unlabeled']} left unlabeled), ${b['cost_usd']:.6f}" if "labels" in b
@@ -61,13 +62,13 @@ def label(
             for b in result["batches"]) or "no pending batches")
         return
     if batch:
-        result = submit_batches(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit)
+        result = labeling.submit_batches(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit)
         emit(result, as_json, lambda: (
             f"submitted {result['comparisons']} comparisons ({result['requests']} requests) to {result['provider']} "
             f"batch {result['batch_id']}, estimated ${result['estimated_cost_usd']:.6f}; collect with `arbiter label --collect`"
             if result["submitted"] else f"nothing submitted: {result['reason']}"))
         return
-    report = run_labeling(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit,
+    report = labeling.run_labeling(engine, settings, judges=_judge_list(judges), budget_usd=budget_usd, limit=limit,
                           concurrency=concurrency, progress=not as_json).to_dict()
     emit(report, as_json, lambda: _run_text(report))
 
@@ -83,7 +84,7 @@ def eval_judge(
     """Agreement of a judge with the human labels of a pairs file, and its consistency across orders."""
     settings, engine = cli_context()
     with Session(engine) as session:
-        result = evaluate_judge(settings, judge, str(data), limit=limit, seed=seed, session=session)
+        result = labeling.evaluate_judge(settings, judge, str(data), limit=limit, seed=seed, session=session)
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import JsonOpt, cli_context, emit, handle_errors
+from app.cli.common import JsonOpt, cli_context, emit, handle_errors, lazy_module
 from app.db import session_scope
 from app.models import PolicyVersion
-from app.services import policies as svc
+
+svc = lazy_module("app.services.policies")  # loads torch: imported when a command runs, not for --help
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import JsonOpt, cli_context, emit, handle_errors
+from app.cli.common import JsonOpt, cli_context, emit, handle_errors, lazy_module
 from app.db import session_scope
 from app.models import ReviewItem
-from app.services import review
-from app.services.argilla_sync import argilla_connection, open_client
-from app.services.review_sync import review_dataset_spec, sync_review
+
+# sklearn (the harm classifier) and the Argilla SDK: imported when a command runs, not for --help.
+review = lazy_module("app.services.review")
+argilla_sync = lazy_module("app.services.argilla_sync")
+review_sync_svc = lazy_module("app.services.review_sync")
 
 
 def _line(item: ReviewItem) -> str:
@@ -62,7 +64,7 @@ def review_show(item_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> 
 def review_decide(
     item_id: str = typer.Argument(...),
     verdict: str = typer.Argument(..., help="approve | reject | edit"),
-    category: str | None = typer.Option(None, help=f"One of: {', '.join(review.CATEGORIES)}."),
+    category: str | None = typer.Option(None, help="What the item is about: a harm category (violence, illicit, ...), pii, quality, other; an unknown one is refused with the list."),
     note: str | None = typer.Option(None),
     edited: str | None = typer.Option(None, "--edited", help="The corrected output (edit only)."),
     edited_file: Path | None = typer.Option(
@@ -104,8 +106,8 @@ def review_sync(
     """Mirror the queue to Argilla: answers submitted there become verdicts, then pending items are
     pushed and records of items decided elsewhere are closed. Safe to run again (e.g. every minute)."""
     settings, engine = cli_context()
-    client = open_client(argilla_connection(settings))
-    report = sync_review(engine, client, review_dataset_spec(settings, dataset), actor="cli:review.sync",
+    client = argilla_sync.open_client(argilla_sync.argilla_connection(settings))
+    report = review_sync_svc.sync_review(engine, client, review_sync_svc.review_dataset_spec(settings, dataset), actor="cli:review.sync",
                          decision_types=review.decision_types_for(settings))
     pulled, pushed = report.pulled, report.pushed
 
