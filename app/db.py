@@ -17,6 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from app.audit import audit_key, bind_audit_key
 from app.settings import Settings
 
 __all__ = ["get_engine", "make_engine", "ping", "session_scope", "upgrade_schema"]
@@ -65,8 +66,11 @@ def _engine_for(url: str) -> Engine:
 
 
 def get_engine(settings: Settings) -> Engine:
-    """The process-wide engine for these settings' database."""
-    return _engine_for(settings.sqlalchemy_url)
+    """The process-wide engine for these settings' database (audit entries written through it are
+    MACed with these settings' audit key)."""
+    engine = _engine_for(settings.sqlalchemy_url)
+    bind_audit_key(engine, audit_key(settings))
+    return engine
 
 
 @contextmanager

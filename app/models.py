@@ -91,6 +91,8 @@ class AuditEntry(SQLModel, table=True):
     details: dict = _json()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    mac: Optional[str] = Field(default=None, max_length=64)  # HMAC of `hash` under the audit key; None: unkeyed legacy
+    key_id: Optional[str] = Field(default=None, max_length=16)  # fingerprint of that key
 
 
 class AuditHead(SQLModel, table=True):
@@ -100,6 +102,7 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(default="", max_length=64)
+    key_id: Optional[str] = Field(default=None, max_length=16)  # once keyed, writers without this key are refused
 
 
 # --- what is decided on and compared ------------------------------------------------------------
@@ -198,6 +201,11 @@ class LabelJob(SQLModel, table=True):
     cost_usd: float = 0.0
     created_at: datetime = _ts()
     finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    # Who runs it and when it last showed life: a `running` row whose process is gone, or whose
+    # heartbeat is older than the lease, is stale (killed), and the next run closes it.
+    host: Optional[str] = Field(default=None, max_length=255)
+    pid: Optional[int] = None
+    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class BatchJob(SQLModel, table=True):

@@ -11,16 +11,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, computed_field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-__all__ = ["Settings", "get_settings", "DEFAULT_SECRET"]
+__all__ = ["Settings", "SettingsRefused", "get_settings", "refusal_message", "DEFAULT_SECRET", "MIN_SECRET_LENGTH"]
 
 DEFAULT_SECRET = "change-me"
+MIN_SECRET_LENGTH = 32  # characters of ARBITER_SECRET_KEY / ARBITER_AUDIT_KEY in production
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ARBITER_", env_file=".env", env_ignore_empty=True, extra="ignore")
+    # hide_input_in_errors: a refused value (a secret, a URL with a password) never appears in an error.
+    model_config = SettingsConfigDict(env_prefix="ARBITER_", env_file=".env", env_ignore_empty=True, extra="ignore",
+                                      hide_input_in_errors=True)
 
     # --- where things live -------------------------------------------------------------------
     environment: Literal["local", "test", "production"] = Field("local", description="`production` refuses default secrets and SQLite.")
@@ -31,7 +34,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `arbiter serve` binds.")
     port: int = Field(8000, description="Port `arbiter serve` binds.")
     max_body_bytes: int = Field(1_000_000, description="Largest accepted request body; larger requests get 413.")
-    secret_key: str = Field(DEFAULT_SECRET, description="Server secret; must be changed in production (Argilla webhooks use their own secret, below).")
+    secret_key: str = Field(DEFAULT_SECRET, description="Server secret; must be changed in production, to at least 32 characters (Argilla webhooks use their own secret, below). Keys the audit log unless `ARBITER_AUDIT_KEY` is set.")
+    audit_key: str = Field("", description="Key of the audit log's MACs (HMAC-SHA256), kept outside the database so that a database writer cannot forge entries; default: derived from `ARBITER_SECRET_KEY` (none while that is the default). At least 32 characters in production. Every process that writes to the store needs the same one.")
 
     # --- LLM judges ----------------------------------------------------------------------------
     openai_api_key: str = Field("", description="Enables the OpenAI judge and moderation.")
@@ -117,8 +121,7 @@ class Settings(BaseSettings):
     def _distinct_argilla_datasets(self) -> "Settings":
         # The webhook tells review answers from preference labels by the dataset's name.
         if self.argilla_review_dataset == self.argilla_dataset:
-            raise ValueError("ARBITER_ARGILLA_REVIEW_DATASET must differ from ARBITER_ARGILLA_DATASET "
-                             f"(both are {self.argilla_dataset!r})")
+            raise ValueError("ARBITER_ARGILLA_REVIEW_DATASET must differ from ARBITER_ARGILLA_DATASET")
         return self
 
     @model_validator(mode="after")
@@ -136,14 +139,44 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> "Settings":
+        # Every refusal is reported at once, naming settings and never their values (start-up prints it).
         if self.environment == "production":
+            problems = []
             if self.secret_key == DEFAULT_SECRET:
-                raise ValueError("ARBITER_SECRET_KEY must be set to a real secret in production")
+                problems.append("ARBITER_SECRET_KEY must be set to a real secret in production")
+            elif len(self.secret_key) < MIN_SECRET_LENGTH:
+                problems.append(f"ARBITER_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters in production")
+            if self.audit_key and len(self.audit_key) < MIN_SECRET_LENGTH:
+                problems.append(f"ARBITER_AUDIT_KEY must be at least {MIN_SECRET_LENGTH} characters in production")
             if self.sqlalchemy_url.startswith("sqlite"):
-                raise ValueError("production needs ARBITER_DATABASE_URL (PostgreSQL); SQLite is for local use")
+                problems.append("production needs ARBITER_DATABASE_URL (PostgreSQL); SQLite is for local use")
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
+
+
+class SettingsRefused(Exception):
+    """The environment holds settings Arbiter refuses; the message names them and shows no value."""
+
+
+def refusal_message(exc: ValidationError | SettingsError) -> str:
+    """One line naming the refused settings and why, without any value (a value may be a secret)."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings' message names the field and the source, not the value.
+        return str(exc).split("\n", 1)[0]
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        msg = error.get("msg", "invalid")
+        msg = msg.removeprefix("Value error, ")
+        loc = [str(x) for x in error.get("loc", ()) if isinstance(x, str)]
+        parts.append(f"ARBITER_{loc[0].upper()}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid settings"
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of this process; raises ``SettingsRefused`` (no values, no pydantic dump) when refused."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise SettingsRefused(f"refused settings: {refusal_message(exc)}") from None

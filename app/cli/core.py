@@ -1,4 +1,4 @@
-"""`arbiter init`, `arbiter serve`, `keys ...`, `data ...`, `audit ...`."""
+"""`arbiter init`, `arbiter serve`, `keys ...`, `data ...`, `audit ...` (verify, head, list)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Optional
 import typer
 from sqlmodel import select
 
-from app.audit import verify_chain
+from app.audit import Checkpoint, audit_key, head_checkpoint, parse_checkpoint, verify_chain
 from app.auth import create_key, list_keys, revoke_key
 from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
 from app.db import session_scope
+from app.errors import InvalidInput
 from app.models import ROLES, ApiKey, ApiKeyPublic, AuditEntry
 from app.services.data_io import export_file, import_file
 
@@ -114,20 +115,66 @@ def data_export(file: Path = typer.Argument(..., help="Output JSONL file."),
     emit({"written": n, "file": str(file)}, as_json, f"wrote {n} pairs to {file}")
 
 
-audit = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit = typer.Typer(help="The hash-chained, keyed audit trail.", no_args_is_help=True)
+
+
+def _expected_head(value: str) -> Checkpoint:
+    """``SEQ:HASH``, the JSON of `audit head --json`, or a file whose last line is either (a cron log)."""
+    try:
+        is_file = not value.strip().startswith("{") and Path(value).is_file()
+    except OSError:
+        is_file = False
+    if is_file:
+        path = Path(value)
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not lines:
+            raise InvalidInput(f"{value} holds no exported head")
+        value = lines[-1]
+    return parse_checkpoint(value)
 
 
 @audit.command("verify")
-def audit_verify(as_json: bool = JsonOpt) -> None:
-    """Check the chain; exits 1 and names the first bad entry if any row was altered, removed or reordered."""
-    _, engine = cli_context()
+@handle_errors
+def audit_verify(expect_head: Optional[str] = typer.Option(
+                     None, "--expect-head",
+                     help="An exported head (SEQ:HASH, the JSON of `audit head --json`, or a file whose last line is one): "
+                          "it must still be in the chain, unchanged (detects the newest entries cut off and the head rewound)."),
+                 as_json: bool = JsonOpt) -> None:
+    """Check the chain and the entries' MACs; exits 1 and names the first bad entry if any row was altered,
+    forged, removed or reordered."""
+    settings, engine = cli_context()
+    expect = _expected_head(expect_head) if expect_head else None
     with session_scope(engine) as session:
-        report = verify_chain(session)
+        report = verify_chain(session, key=audit_key(settings), expect=expect)
     out = report.to_dict()
-    emit(out, as_json, lambda: f"audit trail intact: {out['entries']} entries, head {out['head_hash'][:16]}…" if report.ok
-         else f"AUDIT TRAIL BROKEN at entry {out['first_bad_seq']}: {out['problem']}")
+
+    def text() -> str:
+        if not report.ok:
+            return f"AUDIT TRAIL BROKEN at entry {out['first_bad_seq']}: {out['problem']}"
+        lines = [f"audit trail intact: {out['entries']} entries ({out['keyed_entries']} keyed, {out['unkeyed_legacy']} unkeyed legacy), "
+                 f"head {out['head_seq']}:{out['head_hash'][:16]}…"
+                 + (f", contains the exported head {out['expected_head']}" if expect else "")]
+        return "\n".join(lines + [f"warning: {w}" for w in out["warnings"]])
+
+    emit(out, as_json, text)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit.command("head")
+@handle_errors
+def audit_head(as_json: bool = JsonOpt) -> None:
+    """Export the head (after verifying the chain) to anchor it outside the database; prints SEQ:HASH,
+    or with --json the checkpoint MACed with the audit key. `audit verify --expect-head` takes either."""
+    settings, engine = cli_context()
+    key = audit_key(settings)
+    with session_scope(engine) as session:
+        report = verify_chain(session, key=key)
+        if not report.ok:
+            fail(f"not exporting the head of a broken chain: entry {report.first_bad_seq}: {report.problem}",
+                 as_json=as_json, error_code="audit_broken")
+        checkpoint = head_checkpoint(session, key)
+    emit(checkpoint.to_dict(), as_json, f"{checkpoint.seq}:{checkpoint.hash}")
 
 
 @audit.command("list")

@@ -13,6 +13,7 @@ import pkgutil
 import typer
 
 import app.cli as cli_pkg
+from app.settings import SettingsRefused
 
 GROUPS = {
     "train": "Train reward models and policies.",
@@ -41,7 +42,12 @@ def build_cli() -> typer.Typer:
 
 
 def main() -> None:
-    build_cli()()
+    try:
+        build_cli()()
+    except SettingsRefused as exc:
+        # One line naming the settings, no traceback: a traceback would print values, some of them secrets.
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
