@@ -339,13 +339,15 @@ class DecisionPublic(DecisionBase):
 
 
 class Outcome(SQLModel, table=True):
-    """What happened after a decision: a reward and free-form feedback."""
+    """What happened after a decision: a reward and free-form feedback. One per decision: a second one is refused
+    (409) unless it is an explicit, audited correction, which replaces the values in place."""
 
     id: str = Field(default_factory=new_id, primary_key=True)
-    decision_id: str = Field(foreign_key="decision.id", index=True)
+    decision_id: str = Field(foreign_key="decision.id", index=True, unique=True)
     reward: Optional[float] = None
     feedback: dict = _json()
     created_at: datetime = _ts()
+    corrected_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class ReviewItem(SQLModel, table=True):

@@ -15,6 +15,11 @@ over folds (each decision's ``q`` comes from a model that did not see it), which
 Confidence intervals are percentile bootstrap intervals over logged decisions; the reward model is fitted once
 and held fixed across resamples (cheap; slightly optimistic for DR).
 
+Small samples: with fewer than ``SMALL_SAMPLE`` decisions the report carries a warning (the bootstrap interval
+of a handful of decisions says little), and a quantity that is undefined (the spread of one resample value, a
+ratio over resamples that all miss the target policy's support) is ``None`` rather than NaN, so reports stay valid
+JSON. With one decision, the DR reward model is fitted in-sample (no fold would have training data).
+
 Not here: fetching logs from the store, computing target probabilities (the policy does that), any claim that the
 logs cover the target policy (check ``effective_sample_size`` and ``max_weight``: small ESS means little support).
 """
@@ -29,6 +34,25 @@ from typing import Any, Literal
 import numpy as np
 
 ESTIMATORS = ("ips", "snips", "dr")
+SMALL_SAMPLE = 30  # below this many logged decisions, a report warns that its estimates are unreliable
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def small_sample_warnings(n: int, effective_sample_size: float | None = None) -> list[str]:
+    """What a reader of an estimate over ``n`` logged decisions must be told (empty when nothing)."""
+    if n == 0:
+        return ["no logged decisions with rewards: nothing to estimate"]
+    out = []
+    if n < SMALL_SAMPLE:
+        out.append(f"only {n} logged decision(s) with rewards: estimates and intervals are unreliable below "
+                   f"{SMALL_SAMPLE}")
+    if effective_sample_size is not None and n >= SMALL_SAMPLE and effective_sample_size < SMALL_SAMPLE:
+        out.append(f"effective sample size {effective_sample_size:.1f} < {SMALL_SAMPLE}: the logs barely cover the "
+                   "target policy")
+    return out
 
 
 @dataclass(frozen=True)
@@ -101,14 +125,14 @@ class LoggedDecisions:
 class Estimate:
     estimator: str
     value: float
-    ci_low: float
-    ci_high: float
-    std_error: float  # bootstrap standard deviation
+    ci_low: float | None  # None when undefined (see the module docstring)
+    ci_high: float | None
+    std_error: float | None  # bootstrap standard deviation
     n: int
 
-    def as_dict(self) -> dict[str, float | str | int]:
-        return {"estimator": self.estimator, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "std_error": self.std_error, "n": self.n}
+    def as_dict(self) -> dict[str, float | str | int | None]:
+        return {"estimator": self.estimator, "value": _finite(self.value), "ci_low": _finite(self.ci_low),
+                "ci_high": _finite(self.ci_high), "std_error": _finite(self.std_error), "n": self.n}
 
 
 @dataclass(frozen=True)
@@ -119,10 +143,15 @@ class OPEReport:
     max_weight: float
     n: int
 
+    @property
+    def warnings(self) -> list[str]:
+        return small_sample_warnings(self.n, self.effective_sample_size)
+
     def as_dict(self) -> dict:
         return {"estimates": {k: v.as_dict() for k, v in self.estimates.items()},
-                "logged_mean_reward": self.logged_mean_reward, "effective_sample_size": self.effective_sample_size,
-                "max_weight": self.max_weight, "n": self.n}
+                "logged_mean_reward": _finite(self.logged_mean_reward),
+                "effective_sample_size": _finite(self.effective_sample_size),
+                "max_weight": _finite(self.max_weight), "n": self.n, "warnings": self.warnings}
 
 
 # ------------------------------------------------------------------------------------------- point estimates
@@ -168,6 +197,7 @@ def fit_reward_model(
     if folds < 1:
         raise ValueError("folds must be >= 1")
     n, k = logs.n, logs.n_actions
+    folds = min(folds, n)  # one decision cannot be cross-fitted: fit in-sample rather than on an empty fold
     fold_of = np.random.default_rng(seed).permutation(n) % folds if folds > 1 else np.zeros(n, dtype=int)
     q = np.empty((n, k), dtype=np.float64)
     for f in range(folds):
@@ -264,8 +294,9 @@ def evaluate(
             boot_den = counts @ den
             boot = np.divide(counts @ num, boot_den, out=np.full(n_bootstrap, np.nan), where=boot_den > 0)
             boot = boot[np.isfinite(boot)]
-        lo, hi = np.quantile(boot, [tail, 1.0 - tail])
-        estimates[name] = Estimate(name, point, float(lo), float(hi), float(np.std(boot, ddof=1)), logs.n)
+        lo, hi = np.quantile(boot, [tail, 1.0 - tail]) if boot.size else (None, None)
+        spread = float(np.std(boot, ddof=1)) if boot.size > 1 else None
+        estimates[name] = Estimate(name, point, _finite(lo), _finite(hi), spread, logs.n)
 
     return OPEReport(
         estimates=estimates,

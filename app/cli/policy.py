@@ -104,18 +104,29 @@ def policy_rollback(policy_id: str = typer.Argument(...),
 
 @handle_errors
 def policy_check_canary(decision_type: str = typer.Argument(...),
-                        min_decisions: int = typer.Option(200, "--min-decisions"),
-                        min_outcomes: int = typer.Option(100, "--min-outcomes"),
-                        max_block_rate_increase: float = typer.Option(0.02, "--max-block-rate-increase"),
-                        max_reward_drop: float = typer.Option(0.05, "--max-reward-drop"),
+                        min_decisions: int | None = typer.Option(
+                            None, "--min-decisions", help="Default: ARBITER_CANARY_MIN_DECISIONS."),
+                        min_outcomes: int | None = typer.Option(
+                            None, "--min-outcomes", help="Default: ARBITER_CANARY_MIN_OUTCOMES."),
+                        max_block_rate_increase: float | None = typer.Option(
+                            None, "--max-block-rate-increase", help="Default: ARBITER_CANARY_MAX_BLOCK_RATE_DELTA."),
+                        max_reward_drop: float | None = typer.Option(
+                            None, "--max-reward-drop", help="Default: ARBITER_CANARY_MAX_REWARD_DROP."),
                         as_json: bool = JsonOpt) -> None:
-    """Compare the canary with the active policy and roll it back automatically when it is worse."""
-    from policies.rollout import CanaryThresholds
+    """Compare the canary with the active policy and roll it back when it is worse.
 
-    _, engine = cli_context()
-    thresholds = CanaryThresholds(min_decisions, min_outcomes, max_block_rate_increase, max_reward_drop)
+    The thresholds are the configured ones (``ARBITER_CANARY_*``, the same the automatic rollback uses); a flag
+    overrides one of them for this run only."""
+    import dataclasses
+
+    settings, engine = cli_context()
+    overrides = {"min_decisions": min_decisions, "min_outcomes": min_outcomes,
+                 "max_block_rate_increase": max_block_rate_increase, "max_reward_drop": max_reward_drop}
+    thresholds = dataclasses.replace(svc.configured_canary_thresholds(settings),
+                                     **{k: v for k, v in overrides.items() if v is not None})
     with session_scope(engine) as session:
         out = svc.check_canary(session, decision_type, thresholds=thresholds)
+    out["thresholds"] = dataclasses.asdict(thresholds)
     emit(out, as_json, lambda: ("ROLLED BACK: " if out["rolled_back"] else "ok: ") + ("; ".join(out["reasons"]) or
                                                                                      "within thresholds"))
 
@@ -125,15 +136,23 @@ def ope(policy: str = typer.Option(..., "--policy", help="PolicyVersion id (fini
         limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N logged decisions."),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples for the intervals."),
         as_json: bool = JsonOpt) -> None:
-    """Off-policy evaluation (IPS, SNIPS, DR) of a policy over logged decisions with rewards."""
+    """Off-policy evaluation (IPS, SNIPS, DR) of a policy over logged decisions with rewards.
+
+    Fewer than 30 logged decisions: the report warns (stderr, and `warnings` in --json); none: a clear error
+    (`no_logs`). An undefined interval is null, never NaN."""
     settings, engine = cli_context()
     out = svc.evaluate_policy(settings, engine, policy, limit=limit, n_bootstrap=bootstrap)
+    for warning in out["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
 
     def text() -> str:
         lines = [f"{out['n']} logged decisions; effective sample size {out['effective_sample_size']:.0f}"]
         for name, e in out["estimates"].items():
-            lines.append(f"{name:<6} {e['value']:.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
-        lines.append(f"baseline {out['baseline']['value']:.4f} ({out['baseline']['source']})")
+            lines.append(f"{name:<6} {num(e['value'])}  [{num(e['ci_low'])}, {num(e['ci_high'])}]")
+        lines.append(f"baseline {num(out['baseline']['value'])} ({out['baseline']['source']})")
         return "\n".join(lines)
 
     emit(out, as_json, text)

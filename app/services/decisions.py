@@ -26,10 +26,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app.audit import append_audit
 from app.db import read_only, session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
-from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id
+from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
@@ -224,18 +225,48 @@ def _check_canary(engine: Engine, decision_type: str, thresholds: CanaryThreshol
 
 
 def record_outcome(session: Session, decision_id: str, reward: float | None, feedback: dict, actor: str,
-                   canary: CanaryThresholds | None = None) -> Outcome:
-    """Record what happened after a decision. With ``canary`` thresholds, an outcome of a canary policy's decision
-    runs the automatic canary check in the same transaction (a rollback is audited with it)."""
+                   canary: CanaryThresholds | None = None, *, correction: bool = False,
+                   reason: str | None = None) -> Outcome:
+    """Record what happened after a decision: one outcome per decision, and the first one stands.
+
+    A second outcome is refused (``Conflict``, 409) unless it is a ``correction`` with a ``reason``: then it
+    replaces the recorded reward and feedback in place, and the old and new rewards go to the audit log. So
+    metrics, the canary check, OPE and outcome labels all read exactly one reward per decision (the latest
+    correction). The Prometheus reward histogram observes first outcomes only (it cannot forget an observation).
+
+    With ``canary`` thresholds, an outcome of a canary policy's decision runs the automatic canary check in the
+    same transaction (a rollback is audited with it)."""
     decision = session.get(Decision, decision_id)
     if decision is None:
         raise NotFound(f"no decision {decision_id!r}")
-    outcome = Outcome(decision_id=decision_id, reward=reward, feedback=feedback)
-    session.add(outcome)
-    session.flush()
+    existing = session.exec(select(Outcome).where(Outcome.decision_id == decision_id)).first()
+    if correction:
+        if existing is None:
+            raise NotFound(f"decision {decision_id!r} has no outcome to correct; record it without 'correction'")
+        if not (reason or "").strip():
+            raise InvalidInput("a correction needs a reason (it is audited)")
+        previous = existing.reward
+        existing.reward, existing.feedback, existing.corrected_at = reward, feedback, utcnow()
+        session.add(existing)
+        session.flush()
+        append_audit(session, actor, "outcome.corrected", "outcome", existing.id,
+                     {"decision_id": decision_id, "reward_before": previous, "reward": reward, "reason": reason})
+        outcome = existing
+    else:
+        if existing is not None:
+            raise Conflict(f"decision {decision_id!r} already has an outcome (reward {existing.reward}); the first "
+                           "outcome stands: send a correction (with a reason) to replace it", code="outcome_exists")
+        outcome = Outcome(decision_id=decision_id, reward=reward, feedback=feedback)
+        try:
+            with session.begin_nested():  # a concurrent first outcome for the same decision loses here
+                session.add(outcome)
+        except IntegrityError:
+            raise Conflict(f"decision {decision_id!r} already has an outcome; the first outcome stands",
+                           code="outcome_exists") from None
     if reward is not None:
         version = session.get(PolicyVersion, decision.policy_version_id) if decision.policy_version_id else None
-        DECISION_REWARD.labels(decision.decision_type, version.name if version else "none").observe(reward)
+        if not correction:
+            DECISION_REWARD.labels(decision.decision_type, version.name if version else "none").observe(reward)
         if canary is not None and version is not None and version.state == "canary":
             from app.services.policies import check_canary
 

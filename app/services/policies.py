@@ -40,7 +40,7 @@ from policies.rollout import (
     plan_transition,
 )
 
-__all__ = ["canary_thresholds", "change_state", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
+__all__ = ["canary_thresholds", "change_state", "configured_canary_thresholds", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
            "promote", "rollback"]
 
 PolicyLoader = Callable[[PolicyVersion], ActionPolicy]
@@ -235,6 +235,12 @@ def canary_thresholds(settings: Settings) -> CanaryThresholds | None:
     """The automatic rollback rule configured in ``settings``; None when automatic rollback is off."""
     if not settings.canary_auto_rollback:
         return None
+    return configured_canary_thresholds(settings)
+
+
+def configured_canary_thresholds(settings: Settings) -> CanaryThresholds:
+    """The ``ARBITER_CANARY_*`` thresholds, whether or not the automatic rollback is on: the one source of truth
+    for the automatic check and ``arbiter policy check-canary``."""
     return CanaryThresholds(min_decisions=settings.canary_min_decisions, min_outcomes=settings.canary_min_outcomes,
                             max_block_rate_increase=settings.canary_max_block_rate_delta,
                             max_reward_drop=settings.canary_max_reward_drop)

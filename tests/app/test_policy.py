@@ -117,6 +117,29 @@ def test_canary_is_rolled_back_automatically_when_worse(run_cli, engine):
     assert _audit(engine, "policy.rolled_back")[-1].actor == "system:canary-gate"
 
 
+def test_check_canary_reads_the_configured_thresholds(run_cli, engine, monkeypatch):
+    """`check-canary` without flags uses ARBITER_CANARY_* (the automatic rollback's rule), not its own defaults:
+    with 20/20 configured, 40 canary outcomes at mean 0.55 vs 0.9 are enough data to roll it back."""
+    from app.settings import get_settings
+
+    monkeypatch.setenv("ARBITER_CANARY_MIN_DECISIONS", "20")
+    monkeypatch.setenv("ARBITER_CANARY_MIN_OUTCOMES", "20")
+    monkeypatch.setenv("ARBITER_CANARY_MAX_REWARD_DROP", "0.5")
+    active = _version(engine, "active", 1.0)
+    canary = _version(engine, "canary", 0.1)
+    _log(engine, active, 60, 0.9)
+    _log(engine, canary, 20, 0.9)
+    _log(engine, canary, 20, 0.2)
+    kept = _json(run_cli("policy", "check-canary", "ticket-routing", "--json"))
+    assert kept["thresholds"] == {"min_decisions": 20, "min_outcomes": 20, "max_block_rate_increase": 0.05,
+                                  "max_reward_drop": 0.5}
+    assert kept["enough_data"] and not kept["rolled_back"]  # a drop of 0.35 is within the configured 0.5
+    monkeypatch.setenv("ARBITER_CANARY_MAX_REWARD_DROP", "0.1")
+    get_settings.cache_clear()
+    out = _json(run_cli("policy", "check-canary", "ticket-routing", "--json"))
+    assert out["rolled_back"] and "mean reward" in out["reasons"][0]
+
+
 def _fixed_loader(version: PolicyVersion) -> ActionPolicy:
     return ActionPolicy(ROUTING, FixedBackend(version.hyperparams["favourite"]), temperature=1.0, epsilon=0.0)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import EngineDep, ServingDep, SessionDep, SettingsDep, require_roles
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.models import ApiKey, Decision
 from app.services.decisions import decide, record_outcome
 from app.services.policies import canary_thresholds
@@ -46,8 +47,13 @@ class DecisionOut(BaseModel):
 
 
 class OutcomeIn(BaseModel):
+    """What happened after a decision. One outcome per decision: the first stands (a second one is 409) unless
+    the second says `correction: true` with a `reason`, which replaces the first and is audited."""
+
     reward: Optional[float] = Field(None, ge=-1e6, le=1e6)
     feedback: dict[str, Any] = Field(default_factory=dict)
+    correction: bool = Field(False, description="Replace the outcome already recorded (audited; needs a reason).")
+    reason: Optional[str] = Field(None, max_length=1000, description="Why the recorded outcome was wrong (correction only).")
 
 
 class OutcomeOut(BaseModel):
@@ -55,6 +61,7 @@ class OutcomeOut(BaseModel):
     decision_id: str
     reward: Optional[float]
     feedback: dict[str, Any]
+    corrected_at: Optional[datetime] = Field(None, description="When the outcome was last corrected; null if never.")
 
 
 @router.post("/{decision_type}", response_model=DecisionOut)
@@ -82,9 +89,17 @@ def get_decision(decision_id: str, session: SessionDep, _: Annotated[ApiKey, Dep
     return DecisionResult(decision, item).public()
 
 
-@router.post("/{decision_id}/outcome", response_model=OutcomeOut, status_code=201)
-def post_outcome(decision_id: str, body: OutcomeIn, session: SessionDep, settings: SettingsDep, key: AppKey) -> OutcomeOut:
+@router.post("/{decision_id}/outcome", response_model=OutcomeOut, status_code=201,
+             responses={200: {"description": "A correction replaced the recorded outcome."},
+                        409: {"description": "The decision already has an outcome (and this is not a correction)."}})
+def post_outcome(decision_id: str, body: OutcomeIn, response: Response, session: SessionDep, settings: SettingsDep,
+                 key: AppKey) -> OutcomeOut:
+    if body.reason is not None and not body.correction:
+        raise InvalidInput("a reason goes with a correction only")
     outcome = record_outcome(session, decision_id, body.reward, body.feedback, actor=f"key:{key.id}",
-                             canary=canary_thresholds(settings))
+                             canary=canary_thresholds(settings), correction=body.correction, reason=body.reason)
     session.commit()
-    return OutcomeOut(id=outcome.id, decision_id=outcome.decision_id, reward=outcome.reward, feedback=outcome.feedback)
+    if body.correction:
+        response.status_code = 200
+    return OutcomeOut(id=outcome.id, decision_id=outcome.decision_id, reward=outcome.reward, feedback=outcome.feedback,
+                      corrected_at=outcome.corrected_at)
