@@ -83,7 +83,7 @@ def test_card_wins_over_phone_on_overlap():
     # "+378282246310005" is also a well-formed international phone number (15 digits after a
     # "+"); it is a valid Amex number, and the checksummed detector runs first and claims it.
     assert [m.kind for m in find_pii("pay +378282246310005")] == ["card"]
-    assert [m.kind for m in find_pii("pay +378282246310005", ["phone"])] == ["phone"]
+    assert [m.kind for m in find_pii("pay 4111 1111 1111 1111", ["phone", "card"])] == ["card"]
 
 
 def test_card_glued_to_other_digits_is_still_found():
@@ -96,7 +96,7 @@ def test_card_glued_to_other_digits_is_still_found():
 
 def test_redaction_uses_typed_placeholders():
     text = "Jo (jo@example.com, 212-555-0143) paid with 4111-1111-1111-1111 from 10.0.0.7, ssn 123-45-6789."
-    redacted, matches = redact_pii(text)
+    redacted, matches = redact_pii(text, ["email", "phone", "card", "ip", "ssn"])
     assert redacted == "Jo ([EMAIL], [PHONE]) paid with [CARD] from [IP], ssn [SSN]."
     assert [m.kind for m in matches] == ["email", "phone", "card", "ip", "ssn"]
 
@@ -106,10 +106,73 @@ def test_kind_filter_and_unknown_kind():
     assert [m.kind for m in find_pii(text, ["phone"])] == ["phone"]
     with pytest.raises(ValueError, match="unknown PII kinds"):
         find_pii(text, ["passport"])
-    assert set(PII_KINDS) == {"email", "phone", "card", "iban", "ssn", "ip"}
+    assert set(PII_KINDS) == {"email", "phone", "card", "iban", "ssn", "ip", "address", "person"}
 
 
 def test_apply_redactions_merges_overlaps_and_rejects_bad_spans():
     assert apply_redactions("abcdef", [Span(1, 3, "[X]"), Span(2, 5, "[Y]")]) == "a[X]f"
     with pytest.raises(ValueError, match="outside text"):
         apply_redactions("abc", [Span(2, 9, "[X]")])
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "found"),
+    [
+        ("write to john dot doe at gmail dot com please", "email", "john dot doe at gmail dot com"),
+        ("mail jo (at) example (dot) org", "email", "jo (at) example (dot) org"),
+        ("schreib an jürgen.weiß@gmx.de", "email", "jürgen.weiß@gmx.de"),
+        ("SSN: 536221847", "ssn", "536221847"),
+        ("my social security number is 536-22-1847", "ssn", "536-22-1847"),
+        ("ring me on 020 7946 0958", "phone", "020 7946 0958"),
+        ("mobile 07911 123456", "phone", "07911 123456"),
+        ("Telefon 030 12345678", "phone", "030 12345678"),
+        ("Handy: 0151 23456789", "phone", "0151 23456789"),
+        ("call +49 (0)30 1234567", "phone", "+49 (0)30 1234567"),
+        ("iban de89 3704 0044 0532 0130 00 please", "iban", "de89 3704 0044 0532 0130 00"),
+        ("card 4111.1111.1111.1111 expired", "card", "4111.1111.1111.1111"),
+        ("we live at 221B Baker Street now", "address", "221B Baker Street"),
+        ("Lieferung an Hauptstraße 5 bitte", "address", "Hauptstraße 5"),
+    ],
+)
+def test_detects_the_formats_the_regex_version_missed(text, kind, found):
+    """Each of these was missed (or mistyped) by the regex-only detectors this module replaced."""
+    assert [(m.kind, m.text) for m in find_pii(text, [kind])] == [(kind, found)]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("firmware 3.10.2.8 crashes on boot", "a version number after 'firmware'"),
+        ("updated to version 10.0.19045.3803", "a Windows build number"),
+        ("I looked at google dot com yesterday", "prose 'at ... dot com' without an e-mail cue"),
+        ("order 123456789 arrived", "nine bare digits without 'SSN' before them"),
+        ("ISBN 978-3-16-148410-0", "an ISBN"),
+        ("tracking 1Z999AA10123456784", "a UPS tracking number"),
+        ("total 1,299.99 EUR on 2024-05-01", "a price and a date"),
+        ("ssn 666-12-3456", "an invalid SSN is not a Spanish mobile number either"),
+    ],
+)
+def test_look_alikes_are_not_redacted(text, why):
+    assert find_pii(text) == [], why
+
+
+def test_names_need_the_ner_model_and_say_so():
+    """With the packaged spaCy pipeline names are found; without it the detector says it has no NER."""
+    from safety.pii import PIIDetector, default_detector
+
+    if not default_detector().ner:
+        pytest.skip("no spaCy English pipeline installed: names are not covered")
+    assert [m.kind for m in find_pii("Please ask Maria Garcia to call back")] == ["person"]
+    assert find_pii("System: Windows 11, browser Firefox 128") == []
+    patterns_only = PIIDetector(ner_model=None)
+    assert not patterns_only.ner and patterns_only.find("Please ask Maria Garcia to call back") == []
+
+
+def test_redact_values_walks_json_and_keeps_codes():
+    from safety.pii import redact_values
+
+    value = {"reasons": [{"code": "rule-error", "message": "expected a number, got 'jo@example.com'"}], "n": 3}
+    assert redact_values(value) == {
+        "reasons": [{"code": "rule-error", "message": "expected a number, got '[EMAIL]'"}],
+        "n": 3,
+    }

@@ -114,10 +114,10 @@ LONG = "word " * 800  # 4000 characters
     [
         ("Your order ships tomorrow.", "allow", [], "Your order ships tomorrow."),
         (
-            "Reach Jo at jo@example.com or 212-555-0143.",
+            "Reach us at jo@example.com or 212-555-0143.",
             "redact",
             ["no-pii"],
-            "Reach Jo at [EMAIL] or [PHONE].",
+            "Reach us at [EMAIL] or [PHONE].",
         ),
         ("Card on file: 4111 1111 1111 1111", "redact", ["no-pii"], "Card on file: [CARD]"),
         ("Reference 4111 1111 1111 1112", "allow", [], "Reference 4111 1111 1111 1112"),  # fails Luhn
