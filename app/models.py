@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -39,8 +39,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend. PostgreSQL's ``timestamptz`` keeps the zone, but
+    SQLite stores text without one and gives back naive datetimes; so values are converted to UTC on
+    the way in (SQLite would otherwise drop a non-UTC offset silently) and marked UTC on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kw)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, **kw)
 
 
 def _json(default: Any = dict) -> Any:
@@ -66,7 +85,7 @@ class ApiKey(ApiKeyBase, table=True):
     prefix: str = Field(max_length=32, index=True)  # first characters, to recognise a key in lists
     key_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts()
-    revoked_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
 
 
 class ApiKeyPublic(ApiKeyBase):
@@ -200,12 +219,12 @@ class LabelJob(SQLModel, table=True):
     n_done: int = 0
     cost_usd: float = 0.0
     created_at: datetime = _ts()
-    finished_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     # Who runs it and when it last showed life: a `running` row whose process is gone, or whose
     # heartbeat is older than the lease, is stale (killed), and the next run closes it.
     host: Optional[str] = Field(default=None, max_length=255)
     pid: Optional[int] = None
-    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
 
 
 class BatchJob(SQLModel, table=True):
@@ -219,7 +238,7 @@ class BatchJob(SQLModel, table=True):
     comparison_ids: list = _json(list)
     params: dict = _json()
     submitted_at: datetime = _ts()
-    collected_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    collected_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
 
 
 class ArgillaPush(SQLModel, table=True):
@@ -360,10 +379,15 @@ class ReviewItem(SQLModel, table=True):
     content: str = _text(default="")
     context: dict = _json()
     reasons: list = _json(list)
-    status: str = Field(default="pending", max_length=20, index=True)  # pending | approved | rejected | edited
+    # pending | approved (the output may be served) | rejected (it must not be) | edited (serve the correction)
+    status: str = Field(default="pending", max_length=20, index=True)
+    # right | wrong: was the safety layer right to flag / escalate it? None: pending, or a legacy verdict that
+    # did not say (migration 0005).
+    safety_layer: Optional[str] = Field(default=None, max_length=10)
     category: Optional[str] = Field(default=None, max_length=100)
     note: Optional[str] = _text(default=None)
     edited_content: Optional[str] = _text(default=None)
     reviewer: Optional[str] = Field(default=None, max_length=200)
     created_at: datetime = _ts()
-    decided_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    decided_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    reopened_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)  # an admin reopened its verdict

@@ -22,6 +22,7 @@ GROUPS = {
     "policy": "Policy rollout: shadow, canary, promote, rollback.",
     "argilla": "Human annotation in Argilla.",
     "review": "The trust-and-safety review queue.",
+    "safety": "The safety layer: measure moderation on your own labelled texts.",
 }
 
 
