@@ -366,7 +366,7 @@ class Outcome(SQLModel, table=True):
     reward: Optional[float] = None
     feedback: dict = _json()
     created_at: datetime = _ts()
-    corrected_at: Optional[datetime] = Field(default=None, sa_type=DateTime(timezone=True))
+    corrected_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
 
 
 class ReviewItem(SQLModel, table=True):
