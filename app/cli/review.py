@@ -16,6 +16,9 @@ argilla_sync = lazy_module("app.services.argilla_sync")
 review_sync_svc = lazy_module("app.services.review_sync")
 
 
+HEADER = f"{'ID':<32}  {'STATUS':<8} {'KIND':<9} {'DECISION TYPE':<16} [REASONS] CONTENT"
+
+
 def _line(item: ReviewItem) -> str:
     codes = ",".join(sorted({r.get("code", "?") for r in item.reasons or []}))
     content = (item.content or "").replace("\n", " ")
@@ -47,7 +50,7 @@ def review_list(
             offset=offset,
         )
         rows = [item.model_dump(mode="json") for item in items]
-        text = "\n".join(_line(item) for item in items) or "no review items"
+        text = "\n".join([HEADER, *(_line(item) for item in items)]) if items else "no review items"
     emit({"items": rows, "count": len(rows)}, as_json, text)
 
 

@@ -25,6 +25,7 @@ import openai
 from safety.moderation.base import ModerationResult, ProviderError
 from safety.moderation.guard_formats import (
     FAMILIES,
+    FAMILY_LANGUAGES,
     GRANITE_DEFAULT_RISKS,
     GRANITE_RISKS,
     GuardAnswer,
@@ -89,6 +90,7 @@ class GuardModeration:
     def __init__(self, config: GuardModerationConfig, client: openai.OpenAI | None = None) -> None:
         self.config = config
         self.name = config.name or config.family
+        self.languages = FAMILY_LANGUAGES[config.family]  # what the language coverage may credit it with
         self._client = client or openai.OpenAI(
             api_key=config.api_key,
             base_url=config.base_url,

@@ -39,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "FAMILIES",
+    "FAMILY_LANGUAGES",
     "GRANITE_DEFAULT_RISKS",
     "GRANITE_RISKS",
     "LLAMA_GUARD_HAZARDS",
@@ -53,6 +54,14 @@ __all__ = [
 ]
 
 FAMILIES = ("llama-guard", "qwen3guard", "granite-guardian")
+
+# The languages each family's model card says it was trained and evaluated on (ISO 639-1; "*" for
+# Qwen3Guard's 119 languages and dialects); the verdict's language coverage reads them.
+FAMILY_LANGUAGES: dict[str, frozenset[str]] = {
+    "llama-guard": frozenset({"en", "fr", "de", "hi", "it", "pt", "es", "th"}),
+    "qwen3guard": frozenset({"*"}),
+    "granite-guardian": frozenset({"en"}),
+}
 
 # Llama Guard 3's hazard taxonomy (MLCommons AI Safety v0.5 plus S14), as its chat template lists it.
 LLAMA_GUARD_HAZARDS: dict[str, tuple[str, tuple[str, ...]]] = {

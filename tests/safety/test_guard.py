@@ -229,3 +229,11 @@ def test_settings_put_the_guard_in_the_decision_paths_chain(vllm, tmp_path):
         Settings(**base, guard_base_url=vllm.base_url)
     with pytest.raises(ValueError, match="ARBITER_MODERATION_REMOTE_ORDER"):
         Settings(**base, moderation_remote_order="guard,azure")
+
+
+def test_each_family_declares_the_languages_it_covers(vllm):
+    """Language coverage credits a provider with the languages it declares: Llama Guard 3 was tuned
+    on eight, Qwen3Guard on 119 (any), Granite Guardian on English."""
+    assert {"en", "es", "th"} <= guard(vllm).languages and "ru" not in guard(vllm).languages
+    assert guard(vllm, "qwen3guard").languages == frozenset({"*"})
+    assert guard(vllm, "granite-guardian").languages == frozenset({"en"})
