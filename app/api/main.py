@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.api.routes as routes_pkg
+from app.api.input_guard import InputGuard
 from app.db import get_engine, ping
 from app.errors import ArbiterError, error_body
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -146,5 +147,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     _include_routers(app)
+    app.add_middleware(InputGuard)  # inside BodySizeLimit: it screens a body already bounded in size
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -21,8 +21,11 @@ before the policy runtime's single model thread). In process, the model costs ab
 request at batch 8 as at batch 14-16 (87 vs 78-100 ms), and only the pairs pay more (123 ms), so
 evening the batches out could gain ~3%: not kept.
 
-It does not retry or time out on its own: a failing batch fails every request in it, with the
-same exception.
+One bad item never fails its batch: when the shared call raises, every item of that batch runs again
+alone, so only the item that raises gets the exception and every other caller gets its result (a lone
+surrogate that made the tokenizer raise failed 36 of 40 valid requests beside it before). That costs
+one extra call per item, only on the failing path. A batch function that returns the wrong number of
+results is a bug, not a bad item: every caller gets that error. It does not time out on its own.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class BatchStats:
     batches: int = 0
     items: int = 0
     sizes: list[int] = field(default_factory=list)
+    isolated: int = 0  # items run alone because their batch raised
 
     @property
     def mean_batch(self) -> float:
@@ -91,17 +95,49 @@ class MicroBatcher(Generic[X, Y]):
                 self.on_batch(len(batch))
             items = [item for item, _ in batch]
             try:
-                results = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, items)
-                if len(results) != len(items):
-                    raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                results = await self._call(items)
+            except _WrongCount as exc:
+                self._settle(batch, [exc] * len(batch))
                 continue
-            self.stats.batches += 1
-            self.stats.items += len(items)
-            self.stats.sizes.append(len(items))
-            for (_, fut), result in zip(batch, results):
-                if not fut.done():
-                    fut.set_result(result)
+            except Exception as exc:  # noqa: BLE001 - isolated below
+                if len(batch) == 1:
+                    self._settle(batch, [exc])
+                    continue
+                results = [await self._alone(item) for item in items]
+            else:
+                self.stats.batches += 1
+                self.stats.items += len(items)
+                self.stats.sizes.append(len(items))
+            self._settle(batch, results)
+
+    async def _call(self, items: list[X]) -> Sequence[Y]:
+        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, items)
+        if len(results) != len(items):
+            raise _WrongCount(f"batch function returned {len(results)} results for {len(items)} items")
+        return results
+
+    async def _alone(self, item: X) -> Y | BaseException:
+        """The result of ``item`` in a batch of its own, or the exception it raises there."""
+        self.stats.isolated += 1
+        try:
+            [result] = await self._call([item])
+        except Exception as exc:  # noqa: BLE001 - handed to this item's caller only
+            return exc
+        self.stats.batches += 1
+        self.stats.items += 1
+        self.stats.sizes.append(1)
+        return result
+
+    @staticmethod
+    def _settle(batch: list[tuple[X, asyncio.Future[Y]]], results: Sequence[Y | BaseException]) -> None:
+        for (_, fut), result in zip(batch, results):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+
+class _WrongCount(RuntimeError):
+    """The batch function broke its contract (one result per item): not an item's fault."""

@@ -184,3 +184,57 @@ def test_batcher_runs_on_the_given_executor():
 
     assert {name.split("_")[0] for name in asyncio.run(main())} == {"only-here"}
     executor.shutdown()
+
+
+def test_one_bad_item_fails_alone_and_its_batch_is_served():
+    """The shared call raises because of item 3; every item of that batch is then run alone, so only
+    item 3's caller gets the error and the other seven get their results."""
+    calls: list[list[int]] = []
+
+    def fn(xs):
+        calls.append(list(xs))
+        time.sleep(0.02)
+        if 3 in xs:
+            raise ValueError("bad item 3")
+        return [x * 10 for x in xs]
+
+    batcher = MicroBatcher(fn, max_batch=8, max_wait_s=0.01)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(8)), return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert isinstance(out[3], ValueError) and str(out[3]) == "bad item 3"
+    assert [r for i, r in enumerate(out) if i != 3] == [i * 10 for i in range(8) if i != 3]
+    assert calls[0] == list(range(8)) and sorted(calls[1:]) == [[i] for i in range(8)]
+    assert batcher.stats.isolated == 8
+
+
+def test_a_poisoned_context_beside_valid_ones_fails_only_itself(tiny_causal_lm, tmp_path):
+    """Second line behind the API's input guard: a context whose text makes the real tokenizer raise (a lone
+    surrogate) shares a scoring batch with eight valid ones on the tiny policy; the eight are scored."""
+    from app.models import PolicyVersion
+    from app.services.policy_runtime import PolicyRuntime
+    from app.settings import Settings
+    from policies.backends.local import TransformersBackend
+
+    model, tokenizer = tiny_causal_lm
+    backend = TransformersBackend(model, tokenizer, name="tiny")
+    runtime = PolicyRuntime(Settings(var_dir=tmp_path, policy_max_wait_ms=20), backend_factory=lambda v: backend, max_batch=16)
+    loaded = runtime.get(PolicyVersion(id="p1", decision_type="ticket-routing", name="p", base_model="x"))
+    valid = [{"subject": f"Refund {i}", "body": "I was charged twice.", "customer": {"tier": "standard"}} for i in range(8)]
+    poisoned = {"subject": "\ud800", "body": "x", "customer": {"tier": "vip"}}
+    with pytest.raises(Exception):  # noqa: B017 - whatever the tokenizer raises; the point is that it does
+        loaded.policy.score_batch([poisoned])
+
+    async def main():
+        jobs = [loaded.batcher.submit(c) for c in valid[:4]] + [loaded.batcher.submit(poisoned)] + \
+            [loaded.batcher.submit(c) for c in valid[4:]]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert isinstance(out[4], Exception)
+    served = out[:4] + out[5:]
+    assert all(isinstance(s, dict) and set(s) == set(loaded.policy.actions) for s in served), served
+    assert loaded.batcher.stats.isolated >= 2  # the poisoned context did share a batch
+    runtime.model_thread.shutdown()

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import select
 
 from app.api.deps import AdminKey, SessionDep
+from app.api.input_guard import INT32_MAX
 from app.audit import verify_chain
 from app.models import AuditEntry
 
@@ -13,7 +14,9 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 @router.get("")
-def list_entries(session: SessionDep, _: AdminKey, after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+def list_entries(session: SessionDep, _: AdminKey,
+                 after: int = Query(0, ge=0, le=INT32_MAX, description="Entries after this sequence number (a 32-bit column)."),
+                 limit: int = Query(100, ge=1, le=1000),
                  action: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit)
     if action:

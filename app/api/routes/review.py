@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
+from app.api.input_guard import INT64_MAX
 from app.models import ApiKey
 from app.services import review
 
@@ -72,7 +73,7 @@ def get_items(
     category: str | None = None,
     created_after: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT64_MAX),
 ) -> list:
     return review.list_items(
         session,
