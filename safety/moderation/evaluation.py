@@ -200,6 +200,6 @@ def evaluate_moderation(
         flags = np.array([category in summaries[i].flagged_categories() for i in rows], dtype=bool)
         metrics = _metrics(y, scores, flags, rng, resamples, confidence)
         # A category no provider scores ranks nothing: its AUPRC is the prevalence, not a measurement.
-        metrics["scored"] = any(category in s for s in all_scores)
+        metrics["scored"] = any(category in summaries[i].scored for i in rows)
         results[category] = metrics
     return results

@@ -58,6 +58,7 @@ class ModerationSummary:
     other_categories: tuple[str, ...] = ()
     other_scores: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)  # ModerationReport.to_dict()
+    scored: frozenset[str] = frozenset()  # the categories some provider gave a score (others read 0)
 
     def all_scores(self) -> dict[str, float]:
         return {**self.other_scores, **self.category_scores}
@@ -93,4 +94,5 @@ def summarize(report: ModerationReport, policy: ModerationPolicy, stage: str = "
         other_categories=tuple(sorted(flagged.difference(OPENAI_CATEGORIES))),
         other_scores={c: round(s, 6) for c, s in sorted(scores.items()) if c not in OPENAI_CATEGORIES},
         report=report.to_dict(),
+        scored=frozenset(scores),
     )

@@ -78,17 +78,19 @@ def test_known_answers_per_category_and_any_unsafe(guarded_cli, tmp_path):
 
 
 def test_undefined_metrics_are_null_and_unscored_categories_are_said(guarded_cli, tmp_path):
-    """"spam" has no provider score: the report says so. "self-harm" has no positive: AUPRC and F1
-    are undefined (null), while its false-positive rate (0 of 2 flagged) is defined."""
+    """"spam" has no provider score, nor has "violence/graphic" (an OpenAI category Llama Guard has no
+    hazard for; /v1/moderations reads it as 0): the report says so. "self-harm" has no positive: AUPRC
+    and F1 are undefined (null), while its false-positive rate (0 of 2 flagged) is defined."""
     run_cli, _ = guarded_cli
     rows = [
-        ("where is my parcel", {"categories": {"spam": True, "self-harm": False}}, None),
+        ("where is my parcel", {"categories": {"spam": True, "self-harm": False, "violence/graphic": True}}, None),
         ("thanks for the quick help", {"categories": {"spam": False, "self-harm": False}}, None),
     ]
     result = run_cli("safety", "eval", "--data", _write(tmp_path, rows), "--bootstrap", 50, "--json")
     out = _strict_json(result.stdout.strip().splitlines()[-1])
     spam, self_harm = out["metrics"]["spam"], out["metrics"]["self-harm"]
     assert spam["scored"] is False and self_harm["scored"] is True
+    assert out["metrics"]["violence/graphic"]["scored"] is False
     assert self_harm["auprc"] is None and self_harm["f1"] is None and self_harm["auprc_ci"] is None
     assert self_harm["fpr"] == 0.0
 
