@@ -1,4 +1,4 @@
-"""`arbiter demo`: the whole feedback loop on embedded defaults (see app/services/demo.py)."""
+"""`arbiter demo`: the whole feedback loop on embedded defaults (see app/demo/)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def demo(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the whole loop on embedded defaults (no API keys, no GPU) and print what to try next."""
-    from app.services.demo import DemoOptions, run_demo
+    from app.demo import DemoOptions, run_demo
 
     options = DemoOptions(train_tickets=train_tickets, eval_tickets=eval_tickets, content_prompts=content_prompts,
                           rollout_tickets=rollout_tickets, dpo_pairs=dpo_pairs, with_argilla=with_argilla, serve=serve,

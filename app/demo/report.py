@@ -1,6 +1,6 @@
 """The demo's measuring and showing stages: reward-model pairs for DPO, the before/after table and
 plot, the rollout through the OPE gate, sample requests against the running API, and next steps.
-(Stages 1-6 are in ``app.services.demo``.)"""
+(Stages 1-6 are in ``app.demo.loop``.)"""
 
 from __future__ import annotations
 
@@ -12,21 +12,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.db import session_scope
+from app.demo.context import DemoRun
 from app.errors import ArbiterError
 from app.models import PolicyVersion
-
-if TYPE_CHECKING:
-    from app.services.demo import Demo
 
 __all__ = ["before_after", "next_steps", "reward_model_pairs", "rollout", "serve_and_try"]
 
 
-def _base_policy(demo: Demo):
+def _base_policy(demo: DemoRun):
     """The base routing model, deciding greedily (no exploration): what "before" means."""
     from sqlmodel import select
 
@@ -37,7 +34,7 @@ def _base_policy(demo: Demo):
     return ActionPolicy(demo.routing, demo.serving.runtime.get(base).policy.backend, temperature=1.0, epsilon=0.0)
 
 
-def _reference_policy(demo: Demo):
+def _reference_policy(demo: DemoRun):
     """The base routing model in float32, the precision DPO trains in: its log-likelihoods are DPO's reference,
     which must match the policy's own at the first step (the served base may run in bfloat16)."""
     import torch
@@ -52,7 +49,7 @@ def _reference_policy(demo: Demo):
     return ActionPolicy(demo.routing, TransformersBackend.load(smollm2_dir(demo.settings.models_dir)), temperature=1.0, epsilon=0.0)
 
 
-def reward_model_pairs(demo: Demo, limit: int) -> list:
+def reward_model_pairs(demo: DemoRun, limit: int) -> list:
     """DPO pairs for routing, one per training ticket (up to ``limit``): the reward model's best team (chosen)
     against a team it ranks clearly lower, drawn with the base policy's own preferences (rejected: its likely
     mistakes). The base policy's log-likelihoods of both answers go with each pair as DPO's reference
@@ -92,7 +89,7 @@ def _greedy(policy, contexts) -> list[str]:
     return list(np.asarray(policy.actions)[scores.argmax(1)])
 
 
-def before_after(demo: Demo) -> None:
+def before_after(demo: DemoRun) -> None:
     """Routing accuracy, simulated reward, win rate and safety interventions, base vs DPO, on held-out tickets."""
     from policies.action_policy import ActionPolicy
     from policies.backends.local import TransformersBackend
@@ -151,7 +148,7 @@ def _plot(rows: dict, path: Path, n: int) -> Path:
     return path
 
 
-def rollout(demo: Demo) -> None:
+def rollout(demo: DemoRun) -> None:
     """candidate -> shadow (some traffic) -> canary 25% (traffic with outcomes) -> gate -> active."""
     from app.services.policies import change_state, check_canary, evaluate_policy, promote
 
@@ -165,12 +162,12 @@ def rollout(demo: Demo) -> None:
         change_state(s, pid, "shadow", actor="demo")
     rollout_tickets = demo.sim.tickets(o.rollout_tickets, start=3_000_000)
     half = len(rollout_tickets) // 2
-    shadow_log = asyncio.run(demo._decide_all(rollout_tickets[:half], "shadow"))
+    shadow_log = asyncio.run(demo.decide_all(rollout_tickets[:half], "shadow"))
     agree = np.mean([r["shadow"] == r["true"] for r in shadow_log if r["shadow"]]) if shadow_log else float("nan")
     demo.say(f"      shadow: decided on {len(shadow_log)} requests, logged, never served (shadow accuracy {agree:.0%})")
     with session_scope(demo.engine) as s:
         change_state(s, pid, "canary", actor="demo", percent=25)
-    canary_log = asyncio.run(demo._decide_all(rollout_tickets[half:], "canary"))
+    canary_log = asyncio.run(demo.decide_all(rollout_tickets[half:], "canary"))
     with session_scope(demo.engine) as s:
         check = check_canary(s, "ticket-routing")
     served = sum(r["policy"] == pid for r in canary_log)
@@ -188,7 +185,7 @@ def rollout(demo: Demo) -> None:
     demo.summary["ope"] = {k: ope[k] for k in ("estimates", "baseline") if k in ope}
 
 
-def _loaded(demo: Demo, version: PolicyVersion):
+def _loaded(demo: DemoRun, version: PolicyVersion):
     """The served policy with its scores memoised per context: the OPE report and the promotion gate
     score the same logged contexts, and the second time should cost nothing."""
     cache = demo.__dict__.setdefault("_score_cache", {})
@@ -236,7 +233,7 @@ CHATS = [
 ]
 
 
-def serve_and_try(demo: Demo) -> None:
+def serve_and_try(demo: DemoRun) -> None:
     import httpx
     import openai
 
@@ -282,7 +279,7 @@ def serve_and_try(demo: Demo) -> None:
         demo.summary["api"]["stopped"] = True
 
 
-def next_steps(demo: Demo) -> None:
+def next_steps(demo: DemoRun) -> None:
     s = demo.summary
     api = s.get("api", {})
     url = api.get("url", f"http://127.0.0.1:{demo.options.port}")

@@ -31,8 +31,8 @@ def demo_settings(tmp_path: Path, smollm2_path: Path):
 def test_demo_runs_the_whole_loop(demo_settings):
     from app.audit import verify_chain
     from app.db import get_engine
+    from app.demo import DemoOptions, run_demo
     from app.models import AuditEntry, Decision, Label, PolicyVersion, ReviewItem, RewardModelVersion
-    from app.services.demo import DemoOptions, run_demo
 
     lines: list[str] = []
     options = DemoOptions(train_tickets=24, eval_tickets=12, content_prompts=2, rollout_tickets=8, dpo_pairs=12,
