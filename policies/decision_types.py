@@ -111,6 +111,12 @@ class DecisionType(BaseModel):
     def action_ids(self) -> tuple[str, ...]:
         return tuple(a.id for a in self.actions)
 
+    @staticmethod
+    def user_text(context: Mapping[str, Any]) -> str:
+        """The user-written text of a context: every top-level string field, one per line. Moderation reads it,
+        reward models score an action against it, and a decision becomes a labelling task with it as the prompt."""
+        return "\n".join(str(v) for v in context.values() if isinstance(v, str))
+
     def validate_context(self, context: Mapping[str, Any]) -> None:
         """Raise :class:`DecisionTypeError` naming the offending field when ``context`` breaks the schema."""
         validator = jsonschema.Draft202012Validator(self.context_schema)

@@ -64,7 +64,7 @@ def reward_model_pairs(demo: DemoRun, limit: int) -> list:
         rm = s.get(RewardModelVersion, demo.reward_model_id)
     scorer = load_scorer(rm.artifact_path)
     teams = demo.routing.action_ids
-    texts = ["\n".join(str(v) for v in t.context.values() if isinstance(v, str)) for t in demo.train]
+    texts = [demo.routing.user_text(t.context) for t in demo.train]
     values = np.asarray(scorer.score([t for t in texts for _ in teams], [action_text(demo.routing, a) for _ in texts for a in teams]),
                         dtype=np.float64).reshape(len(texts), len(teams))
     truth = np.asarray([t.true_team for t in demo.train])

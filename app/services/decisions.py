@@ -34,14 +34,13 @@ from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id, utc
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
-from policies.decision_types import DecisionType
 from policies.rollout import CanaryThresholds
 from safety.layer import SafetyLayer
 from safety.pii import redact_pii
 from safety.verdict import Outcome as SafetyOutcome
 from safety.verdict import Verdict
 
-__all__ = ["DecisionResult", "decide", "decision_text", "record_decision_metrics", "record_outcome", "request_hash"]
+__all__ = ["DecisionResult", "decide", "record_decision_metrics", "record_outcome", "request_hash"]
 
 
 @dataclass
@@ -65,11 +64,6 @@ class DecisionResult:
 
 def request_hash(decision_type: str, context: dict, unit_id: str | None) -> str:
     return hashlib.sha256(json.dumps([decision_type, context, unit_id], sort_keys=True, default=str).encode()).hexdigest()
-
-
-def decision_text(dt: DecisionType, context: dict) -> str:
-    """The user-written text of a context, which moderation reads: every top-level string field."""
-    return "\n".join(str(v) for v in context.values() if isinstance(v, str))
 
 
 def redacted_context(context: dict) -> dict:
@@ -138,7 +132,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     if serving is None:
         raise Unavailable(f"no active policy for {decision_type!r}; run `arbiter init` or promote one")
 
-    text = decision_text(dt, context)
+    text = dt.user_text(context)
     actions = list(dt.action_ids) if dt.kind == "action" else []
     verdict_in = await asyncio.to_thread(safety.check_input, decision_type, context=context, text=text, actions=actions)
     if verdict_in.outcome == SafetyOutcome.REDACT:

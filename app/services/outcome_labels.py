@@ -44,7 +44,7 @@ def labels_from_outcomes(session: Session, dt: DecisionType, *, good: float = 0.
         others = [a for a in dt.action_ids if a != decision.action and decision.action_probs.get(a, 0.0) > 0.0]
         if not others:
             continue
-        prompt = [{"role": "user", "content": "\n".join(str(v) for v in decision.context.values() if isinstance(v, str))}]
+        prompt = [{"role": "user", "content": dt.user_text(decision.context)}]
         task = get_or_create_task(session, prompt, kind="decision", decision_type=dt.name, context=decision.context, source="outcomes")
         a = get_or_create_candidate(session, task, action_text(dt, decision.action), f"decision:{decision.id}", decision.action)
         for rejected in rng.sample(others, min(negatives, len(others))):
