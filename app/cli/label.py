@@ -3,6 +3,7 @@
     arbiter label [--judges openai,anthropic,local] [--budget-usd X] [--limit N] [--json]
     arbiter label --batch      # submit to the provider's batch API (half price), store the batch ids
     arbiter label --collect    # ingest the batches that have ended
+    arbiter label --jobs       # the newest jobs; a killed run's shows as `stale` until the next run closes it
     arbiter eval judge --judge local --data pairs.jsonl [--limit N] --json
 
 All three are safe to run again at any time, including after a crash or a kill.
@@ -26,7 +27,9 @@ def _judge_list(judges: str | None) -> list[str] | None:
 
 def _run_text(report: dict) -> str:
     if not report["selected"]:
-        return "nothing to label: every comparison already has a judge label"
+        closed = report.get("closed_stale_jobs") or []
+        return "nothing to label: every comparison already has a judge label" + (
+            f" (closed {len(closed)} stale job(s) of killed runs as interrupted)" if closed else "")
     lines = [(f"labeled {report['labeled']} of {report['selected']} comparisons "
               f"({report['failed']} left unlabeled), cost ${report['cost_usd']:.6f}")]
     for name, stats in report["judges"].items():
@@ -36,6 +39,8 @@ def _run_text(report: dict) -> str:
                      f"{stats['failed_pairs']} pairs passed on")
     if report["skipped_judges"]:
         lines.append(f"  not configured: {', '.join(report['skipped_judges'])}")
+    if report.get("closed_stale_jobs"):
+        lines.append(f"  closed {len(report['closed_stale_jobs'])} stale job(s) of killed runs as interrupted")
     return "\n".join(lines)
 
 
@@ -47,12 +52,23 @@ def label(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="Judge calls in flight (default: ARBITER_JUDGE_CONCURRENCY)."),
     batch: bool = typer.Option(False, "--batch", help="Submit to the provider's batch API instead of calling it now."),
     collect: bool = typer.Option(False, "--collect", help="Ingest the labels of provider batches that have ended."),
+    jobs: bool = typer.Option(False, "--jobs", help="List the newest labeling jobs instead (a killed run's job shows as stale)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Label comparisons that have no judge label yet with LLM judges (local fallback without keys)."""
-    if batch and collect:
-        fail("--batch and --collect are separate steps; run one, then the other later", code=2, as_json=as_json)
+    if sum((batch, collect, jobs)) > 1:
+        fail("--batch, --collect and --jobs are separate steps; run one at a time", code=2, as_json=as_json)
     settings, engine = cli_context()
+    if jobs:
+        from app.services.label_jobs import list_jobs
+
+        with Session(engine) as session:
+            rows = list_jobs(session)
+        emit(rows, as_json, lambda: "\n".join(
+            f"{r['id'][:12]}  {r['status']:<11} {r['n_done']:>6} labels  ${r['cost_usd']:.6f}  started {r['created_at'][:19]}"
+            + (f"  (no heartbeat since {(r['heartbeat_at'] or r['created_at'])[:19]}, {r['host']} pid {r['pid']})" if r["status"] == "stale" else "")
+            for r in rows) or "no labeling jobs")
+        return
     if collect:
         result = labeling.collect_batches(engine, settings)
         emit(result, as_json, lambda: "\n".join(

@@ -43,6 +43,7 @@ from app.models import (
     Task,
     utcnow,
 )
+from app.services.label_jobs import Heartbeat, close_stale_jobs, start_job
 from app.settings import Settings
 from labeling import (
     AnthropicJudgeConfig,
@@ -238,6 +239,7 @@ class LabelRunReport:
     judges: dict[str, Any] = field(default_factory=dict)
     skipped_judges: list[str] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    closed_stale_jobs: list[str] = field(default_factory=list)  # earlier runs found killed, now `interrupted`
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -247,19 +249,18 @@ def run_labeling(engine: Engine, settings: Settings, *, judges: Sequence[str] | 
                  budget_usd: float | None = None, limit: int | None = None, concurrency: int | None = None,
                  commit_every: int = 8, actor: str = "cli", progress: bool = False) -> LabelRunReport:
     """Label the unlabeled comparisons (see the module docstring for the crash-safety guarantees)."""
+    closed = close_stale_jobs(engine)
     with Session(engine) as session:
         config = labeling_config(settings, judges, budget_usd, session)
         comparisons = unlabeled_comparisons(session, limit)
     if not comparisons:
-        return LabelRunReport(None, 0, 0, 0, 0.0)
+        return LabelRunReport(None, 0, 0, 0, 0.0, closed_stale_jobs=closed)
     try:
         built = build_chain(config, cache=StoreJudgeCache(engine))
     except ChainConfigError as exc:
         raise Unavailable(str(exc)) from None
-    with session_scope(engine) as session:
-        job = LabelJob(params={"judges": built.chain.names, "budget_usd": budget_usd, "limit": limit,
-                               "selected": len(comparisons)})
-        session.add(job)
+    job = start_job(engine, {"judges": built.chain.names, "budget_usd": budget_usd, "limit": limit,
+                             "selected": len(comparisons)})
     pending: list[JudgeLabel] = []
     totals = {"stored": 0, "unsaved_cost": 0.0}  # spend (labels and failed pairs) not yet on the job row
 
@@ -289,8 +290,9 @@ def run_labeling(engine: Engine, settings: Settings, *, judges: Sequence[str] | 
 
     status = "failed"
     try:
-        report = asyncio.run(go())
-        flush()
+        with Heartbeat(engine, job.id):
+            report = asyncio.run(go())
+            flush()
         status = "finished"
     finally:
         built.tracer.shutdown()
@@ -299,7 +301,7 @@ def run_labeling(engine: Engine, settings: Settings, *, judges: Sequence[str] | 
             row.status, row.finished_at = status, utcnow()
     return LabelRunReport(job.id, len(comparisons), totals["stored"], len(report.failures), round(report.cost_usd, 8),
                           {k: v.to_dict() for k, v in report.judges.items()}, built.skipped,
-                          [{"comparison_id": f.comparison_id, "reason": f.reason} for f in report.failures[:50]])
+                          [{"comparison_id": f.comparison_id, "reason": f.reason} for f in report.failures[:50]], closed)
 
 
 _BATCH = {"openai": (plan_openai_batch, submit_openai_batch, openai_batch_status, collect_openai_batch),

@@ -155,10 +155,22 @@ def test_sigkill_then_rerun_finishes_without_duplicates(openai_env, engine, fake
     process.wait()
     done_before = len(judge_labels(engine))
     assert 8 <= done_before < 12, "the run should be killed part-way"
+    # The killed run's row still says `running`; the listing shows it stale (its pid is gone) ...
+    listing = subprocess.run([sys.executable, "-m", "app.cli.main", "label", "--jobs", "--json"], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=120, check=True)
+    (killed,) = json.loads(listing.stdout)
+    assert killed["status"] == "stale" and killed["pid"] == process.pid and killed["n_done"] >= 8
+    with Session(engine) as session:
+        assert session.get(LabelJob, killed["id"]).status == "running"
 
     rerun = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads(rerun.stdout.strip().splitlines()[-1])
+    # ... and the rerun closes it.
+    assert report["closed_stale_jobs"] == [killed["id"]]
+    with Session(engine) as session:
+        statuses = {job.id: job.status for job in session.exec(select(LabelJob)).all()}
+    assert statuses.pop(killed["id"]) == "interrupted" and list(statuses.values()) == ["finished"]
 
     labels = judge_labels(engine)
     assert sorted(lb.comparison_id for lb in labels) == ids  # every pair exactly once
