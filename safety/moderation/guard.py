@@ -104,9 +104,14 @@ class GuardModeration:
         keys = self._keys()
         jobs = [(i, key) for i in range(len(texts)) for key in keys]
         workers = min(self.config.max_concurrency, len(jobs))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.name}-") as pool:
-            # list() re-raises the first failure; the remaining requests finish or time out on their own.
-            answers = list(pool.map(lambda job: self._ask(texts[job[0]], job[1]), jobs))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.name}-")
+        futures = [pool.submit(self._ask, texts[i], key) for i, key in jobs]
+        try:
+            answers = [future.result() for future in futures]
+        finally:
+            # On the first failure the batch goes to the next provider at once: requests not yet
+            # sent are cancelled, and those in flight end on their own timeout without being awaited.
+            pool.shutdown(wait=False, cancel_futures=True)
         results = []
         for i in range(len(texts)):
             mine = {key: answers[i * len(keys) + k] for k, key in enumerate(keys)}
