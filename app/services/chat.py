@@ -23,6 +23,10 @@ from app.models import Decision, ReviewItem, new_id
 from app.services.decisions import record_decision_metrics, request_hash
 from app.services.rollout import serving_versions
 from app.services.serving import Serving
+from policies.action_policy import check_prompt
+from policies.backends.base import CHARS_PER_TOKEN_CAP
+from policies.decision_types import PromptTooLong
+from safety.pii import redact_values
 from safety.verdict import Outcome as SafetyOutcome
 
 __all__ = ["chat_completion", "CONTENT_TYPE"]
@@ -39,6 +43,9 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
     dt = serving.runtime.decision_type(CONTENT_TYPE)
     if dt is None:
         raise Unavailable("no 'content' decision type is configured")
+    limit = dt.limits.max_prompt_tokens
+    if sum(len(m["content"]) for m in messages) > limit * CHARS_PER_TOKEN_CAP:  # too long to be worth tokenising
+        raise InvalidInput(f"the messages are longer than the {limit}-token prompt limit of {CONTENT_TYPE!r}")
     decision_id = new_id()
     with Session(engine) as session:
         version, _ = serving_versions(session, CONTENT_TYPE, user or decision_id)
@@ -47,10 +54,10 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
     user_text = messages[-1]["content"]
     context = {"message": user_text, "messages": messages}
     verdict_in = await asyncio.to_thread(serving.safety.check_input, CONTENT_TYPE, context=context, text=user_text)
-    if verdict_in.outcome == SafetyOutcome.REDACT and verdict_in.text is not None:
-        # Personal data the input rules found reaches neither the policy nor the decision log.
-        messages = [*messages[:-1], {**messages[-1], "content": verdict_in.text}]
-        context = {"message": verdict_in.text, "messages": messages}
+    # Whatever the verdict, personal data in any message reaches neither the policy, the decision log
+    # nor a reviewer; only the input check above read the original.
+    messages = redact_values(messages)
+    context = {"message": messages[-1]["content"], "messages": messages}
     verdict_out = None
     generated = None
     if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
@@ -59,8 +66,13 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
         if convo[0]["role"] != "system" and dt.prompt.system:
             convo.insert(0, {"role": "system", "content": dt.prompt.system})
         prompt = policy.backend.render(convo)
+        try:  # a conversation is not cut (that would change what was said): too long is refused
+            await asyncio.to_thread(check_prompt, dt, policy.backend, prompt)
+        except PromptTooLong as exc:
+            raise InvalidInput(str(exc)) from None
         [generated] = await serving.runtime.run(
-            policy.backend.generate, [prompt], max_new_tokens=min(max_tokens or dt.max_new_tokens, 512),
+            policy.backend.generate, [prompt], max_new_tokens=min(max_tokens or dt.max_new_tokens, dt.limits.max_new_tokens),
+            max_time=dt.limits.max_generation_s,
             temperature=policy.temperature if temperature is None else temperature, top_p=policy.top_p,
             seed=policy.seed if seed is None else seed)
         verdict_out = await asyncio.to_thread(serving.safety.check_output, CONTENT_TYPE, context=context, text=generated,
@@ -71,8 +83,10 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
     deliverable = final.outcome in (SafetyOutcome.ALLOW, SafetyOutcome.REDACT)
     text = (verdict_out.text if verdict_out and verdict_out.text is not None else generated) if deliverable else REFUSAL
     decision = Decision(id=decision_id, decision_type=CONTENT_TYPE, unit_id=user, context=context, policy_version_id=version.id,
-                        proposed_output=generated, output=text if deliverable else None, safety_verdict=final.outcome.value,
-                        safety_details={"input": verdict_in.to_dict(), "output": verdict_out.to_dict() if verdict_out else None},
+                        proposed_output=redact_values(generated), output=redact_values(text) if deliverable else None,
+                        safety_verdict=final.outcome.value,
+                        safety_details=redact_values({"input": verdict_in.to_dict(),
+                                                      "output": verdict_out.to_dict() if verdict_out else None}),
                         rule_set_hash=final.ruleset_hash, request_hash=request_hash(CONTENT_TYPE, context, user))
     with session_scope(engine) as session:
         decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -81,8 +95,8 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
         if verdict_in.needs_review or (verdict_out is not None and verdict_out.needs_review):
             session.add(ReviewItem(decision_id=decision_id, decision_type=CONTENT_TYPE,
                                    kind="escalated" if final.outcome == SafetyOutcome.ESCALATE else "flagged",
-                                   content=generated if generated is not None else user_text, context=context,
-                                   reasons=[r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons]))
+                                   content=redact_values(generated if generated is not None else user_text), context=context,
+                                   reasons=redact_values([r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons])))
     record_decision_metrics(decision, [v for v in (verdict_in, verdict_out) if v], version.name)
     prompt_tokens = sum(len(m["content"].split()) for m in messages)
     completion_tokens = len(text.split())

@@ -34,9 +34,10 @@ from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id, utc
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
+from policies.decision_types import PromptTooLong
 from policies.rollout import CanaryThresholds
 from safety.layer import SafetyLayer
-from safety.pii import redact_pii
+from safety.pii import redact_values
 from safety.verdict import Outcome as SafetyOutcome
 from safety.verdict import Verdict
 
@@ -67,8 +68,8 @@ def request_hash(decision_type: str, context: dict, unit_id: str | None) -> str:
 
 
 def redacted_context(context: dict) -> dict:
-    """The context with personal data removed from every top-level string field."""
-    return {k: redact_pii(v)[0] if isinstance(v, str) else v for k, v in context.items()}
+    """The context with personal data removed from every string in it, nested ones included."""
+    return redact_values(context)
 
 
 def _replay(session: Session, idempotency_key: str, rhash: str, caller: str) -> DecisionResult | None:
@@ -94,9 +95,8 @@ def record_decision_metrics(decision: Decision, verdicts: list[Verdict], policy_
     DECISIONS.labels(decision.decision_type, policy_name, decision.safety_verdict).inc()
     DECISION_LATENCY.labels(decision.decision_type).observe(decision.latency_ms / 1000)
     for v in verdicts:
-        if v.fallback:
-            for provider in v.moderation_decided_by or ("local",):
-                MODERATION_FALLBACKS.labels(provider).inc()
+        for provider, kind in v.fell_back_from:  # the provider that failed, not the ones that answered instead
+            MODERATION_FALLBACKS.labels(provider, kind).inc()
         if v.outcome != SafetyOutcome.ALLOW:
             for r in v.reasons:
                 SAFETY_BLOCKS.labels(decision.decision_type, r.outcome.value, r.code if r.source == "rule" else "",
@@ -135,15 +135,19 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     text = dt.user_text(context)
     actions = list(dt.action_ids) if dt.kind == "action" else []
     verdict_in = await asyncio.to_thread(safety.check_input, decision_type, context=context, text=text, actions=actions)
-    if verdict_in.outcome == SafetyOutcome.REDACT:
-        # The policy (and the log) see the context without the personal data the input rules found.
-        context = redacted_context(context)
+    # Whatever the verdict (blocked and escalated inputs included), the policy, the decision log and
+    # reviewers see the context without personal data; only the safety layer above read the original.
+    context = redacted_context(context)
     verdict_out: Verdict | None = None
     proposal: ActionDecision | None = None
     shadow_proposal: ActionDecision | None = None
     draft: str | None = None
     if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
         loaded = await runtime.aget(serving)
+        try:  # fields are cut to their token budgets; a prompt still over the type's limit is refused here,
+            await asyncio.to_thread(loaded.policy.checked_prompt, context)  # before it can hold the model thread
+        except PromptTooLong as exc:
+            raise InvalidInput(str(exc)) from None
         shadow_loaded = await runtime.aget(shadow) if shadow is not None else None
         if dt.kind == "action":
             jobs = [loaded.batcher.submit(context)] + ([shadow_loaded.batcher.submit(context)] if shadow_loaded else [])
@@ -174,12 +178,13 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
         propensity=proposal.propensity if proposal else None,
         action_probs=proposal.probabilities if proposal else {},
         proposed_action=proposal.action if proposal else None,
-        proposed_output=draft, output=served_output,
+        proposed_output=redact_values(draft), output=redact_values(served_output),
         shadow_policy_version_id=shadow.id if shadow_proposal else None,
         shadow_action=shadow_proposal.action if shadow_proposal else None,
         shadow_propensity=shadow_proposal.propensity if shadow_proposal else None,
         safety_verdict=final.outcome.value,
-        safety_details={"input": verdict_in.to_dict(), "output": verdict_out.to_dict() if verdict_out else None},
+        # Rule and provider messages may quote the input ("expected a number, got '...'"): scrubbed too.
+        safety_details=redact_values({"input": verdict_in.to_dict(), "output": verdict_out.to_dict() if verdict_out else None}),
         rule_set_hash=final.ruleset_hash or verdict_in.ruleset_hash,
         idempotency_key=idempotency_key, idempotency_scope=actor if idempotency_key else None, request_hash=rhash,
     )
@@ -192,8 +197,9 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
             if verdict_in.needs_review or (verdict_out is not None and verdict_out.needs_review):
                 item = ReviewItem(decision_id=decision.id, decision_type=decision_type,
                                   kind="escalated" if final.outcome == SafetyOutcome.ESCALATE else "flagged",
-                                  content=draft if draft is not None else (proposal.action if proposal else text),
-                                  context=context, reasons=[r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons])
+                                  content=redact_values(draft if draft is not None else (proposal.action if proposal else text)),
+                                  context=context,
+                                  reasons=redact_values([r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons]))
                 session.add(item)
                 session.flush()
                 review_id = item.id
