@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     policy_base_url: str = Field("", description="OpenAI-compatible endpoint (vLLM, TGI, Ollama) serving the policy model.")
     policy_max_batch: int = Field(32, ge=1, le=1024, description="Most concurrent requests scored in one model call (dynamic micro-batching); 1 disables batching.")
     policy_dtype: Literal["auto", "float32", "bfloat16"] = Field("float32", description="Precision of local policy models. `bfloat16` (or `auto`: bfloat16 where matrix products run it natively, a CPU with AMX or AVX512_BF16, or a CUDA GPU) scores 1.4-1.9x faster on 2 CPU cores but moves the policy's probabilities by up to 0.1; see `bench/api_latency.py --dtype`.")
+    preload_policies: bool = Field(True, description="Load and warm the serving policies when the API starts (in the background; `/readyz` answers 503 until they are ready). Off: each loads on its first request.")
     policy_max_wait_ms: float = Field(2.0, ge=0, le=10_000, description="How long a policy call lingers for concurrent requests to join its batch (dynamic micro-batching).")
     canary_auto_rollback: bool = Field(True, description="Check a canary against the active policy after each of its outcomes and blocked decisions, and roll it back automatically when it is worse.")
     canary_min_decisions: int = Field(200, description="Decisions a canary needs before the automatic rollback check.")

@@ -75,7 +75,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def settings(database_url: str, tmp_path: Path):
     from app.settings import Settings
 
-    return Settings(environment="test", var_dir=tmp_path / "var", database_url=database_url)
+    # No start-up warm-up: it would load SmolLM2 behind every TestClient (tests/app/test_warmup.py covers it).
+    return Settings(environment="test", var_dir=tmp_path / "var", database_url=database_url, preload_policies=False)
 
 
 @pytest.fixture

@@ -7,14 +7,18 @@ metrics, the health / readiness / metrics endpoints, and every router found in `
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +28,7 @@ from app.api.input_guard import InputGuard
 from app.db import get_engine, ping
 from app.errors import ArbiterError, error_body
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.services.warmup import WarmupStatus, warm_serving
 from app.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -87,7 +92,23 @@ def _include_routers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load and warm the serving policies in the background: the process answers /healthz at
+        # once, and /readyz says what is still loading (app.services.warmup).
+        task = None
+        if settings.preload_policies:
+            app.state.warmup = WarmupStatus()
+            task = asyncio.create_task(warm_serving(app.state, settings, app.state.engine, app.state.warmup))
+        yield
+        if task is not None and not task.done():
+            task.cancel()
+
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from files shipped in the package
+    # (fastapi-offline), not from a CDN, so they work on an air-gapped or firewalled host.
+    app = FastAPIOffline(
+        lifespan=lifespan,
         title="Arbiter",
         version="0.1.0",
         description="Preference labels, reward models, policy training and a safety layer, with an audit trail.",
@@ -134,12 +155,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     def readyz() -> JSONResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers and the serving policies are loaded (503 says what is not)."""
         try:
             ping(app.state.engine)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return JSONResponse(error_body("not_ready", f"database unreachable: {type(exc).__name__}"), status_code=503)
-        return JSONResponse({"status": "ready", "database": app.state.engine.dialect.name})
+        database = app.state.engine.dialect.name
+        warmup: WarmupStatus | None = getattr(app.state, "warmup", None)
+        if warmup is not None and warmup.state != "ready":
+            return JSONResponse(error_body("not_ready", warmup.describe(), {"database": database, "policies": warmup.to_dict()}),
+                                status_code=503)
+        return JSONResponse({"status": "ready", "database": database,
+                             "policies": warmup.to_dict() if warmup is not None else "loaded on first use"})
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -17,11 +18,23 @@ from app.models import ROLES, ApiKey, ApiKeyPublic, AuditEntry
 from app.services.data_io import export_file, import_file
 
 
+def _prepare_model(models_dir: Path) -> dict:
+    """Convert the embedded policy model (SmolLM2's GGUF file) to a checkpoint once, ahead of `serve`."""
+    # transformers (seconds to import) only for this step, not for every `arbiter` call.
+    from reward_models.local_models import smollm2_dir
+
+    try:
+        return {"path": str(smollm2_dir(models_dir))}
+    except Exception as exc:  # noqa: BLE001 - the store is ready; the model is reported, and loads on start-up instead
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def init(
     admin_key: bool = typer.Option(True, "--admin-key/--no-admin-key", help="Create an admin key if none exists (shown once)."),
+    model: bool = typer.Option(True, "--model/--no-model", help="Convert the embedded policy model (SmolLM2) now, so `serve` starts faster."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Create the store (or migrate it to the newest schema) and the working directories."""
+    """Create the store (or migrate it to the newest schema), the working directories and the local policy model."""
     settings, engine = cli_context()
     for d in (settings.var_dir, settings.models_dir, settings.artifacts_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
@@ -32,8 +45,12 @@ def init(
             if has_admin is None:
                 key, secret = create_key(session, "admin", "initial admin", actor="cli:init")
                 result["admin_key"] = secret
+    if model:
+        result["model"] = _prepare_model(settings.models_dir)
+    model_line = ([] if "model" not in result else [f"policy model ready: {result['model']['path']}"] if "path" in result["model"]
+                  else [f"policy model not prepared ({result['model']['error']}); `arbiter serve` will try again"])
     emit(result, as_json, lambda: "\n".join(
-        [f"store ready: {result['database']}"]
+        [f"store ready: {result['database']}", *model_line]
         + ([f"admin key (shown once, keep it): {result['admin_key']}"] if "admin_key" in result else [])))
 
 
@@ -61,7 +78,8 @@ def keys_create(role: str = typer.Option(..., "--role", help=f"One of: {', '.joi
     with session_scope(engine) as session:
         key, secret = create_key(session, role, name, actor="cli")
         out = {**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(mode="json"), "secret": secret}
-    emit(out, as_json, f"{secret}\n(role {role}, id {out['id']}; this is the only time the key is shown)")
+    emit(out, as_json, f"{secret}\n(role {role}, id {out['id']}, created {_when(out['created_at'])}; "
+                       "this is the only time the key is shown)")
 
 
 @keys.command("list")
@@ -71,7 +89,15 @@ def keys_list(as_json: bool = JsonOpt) -> None:
     with session_scope(engine) as session:
         rows = [ApiKeyPublic.model_validate(k, from_attributes=True).model_dump(mode="json") for k in list_keys(session)]
     emit(rows, as_json, lambda: "\n".join(
-        f"{r['prefix']}…  {r['role']:<9} {r['id']}  {r['name']}{'  (revoked)' if r['revoked_at'] else ''}" for r in rows) or "no keys")
+        [f"{'PREFIX':<15}  {'ROLE':<9} {'ID':<32}  {'CREATED':<20} NAME"]
+        + [f"{r['prefix'] + '…':<15}  {r['role']:<9} {r['id']}  {_when(r['created_at']):<20} {r['name']}"
+           f"{'  (revoked ' + _when(r['revoked_at']) + ')' if r['revoked_at'] else ''}" for r in rows]) if rows else "no keys")
+
+
+def _when(iso: str) -> str:
+    """One rendering of a stored time for every text output: minutes, UTC."""
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @keys.command("revoke")
@@ -186,7 +212,19 @@ def audit_list(limit: int = typer.Option(50, help="Newest N entries."), action: 
         if action:
             q = q.where(AuditEntry.action == action)
         rows = [e.model_dump(mode="json") for e in session.exec(q).all()][::-1]
-    emit(rows, as_json, lambda: "\n".join(f"{r['seq']:>6} {r['ts'][:19]} {r['actor']:<20} {r['action']:<22} {r['subject_type']}:{r['subject_id']}" for r in rows))
+        # API actors are recorded as key:<id> (the id never changes, a name might); show whose key it is.
+        key_ids = {r["actor"][4:] for r in rows if r["actor"].startswith("key:")}
+        names = {k.id: k.name for k in session.exec(select(ApiKey).where(ApiKey.id.in_(key_ids)))} if key_ids else {}  # type: ignore[attr-defined]
+    for r in rows:
+        if r["actor"].startswith("key:"):
+            r["actor_name"] = names.get(r["actor"][4:])
+    emit(rows, as_json, lambda: "\n".join(
+        f"{r['seq']:>6} {_when(r['ts'])} {_actor(r):<28} {r['action']:<22} {r['subject_type']}:{r['subject_id']}" for r in rows))
+
+
+def _actor(row: dict) -> str:
+    name = row.get("actor_name")
+    return f"{name} (key:{row['actor'][4:12]})" if name else row["actor"]
 
 
 def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:

@@ -32,11 +32,15 @@ def _run_text(report: dict) -> str:
             f" (closed {len(closed)} stale job(s) of killed runs as interrupted)" if closed else "")
     lines = [(f"labeled {report['labeled']} of {report['selected']} comparisons "
               f"({report['failed']} left unlabeled), cost ${report['cost_usd']:.6f}")]
-    for name, stats in report["judges"].items():
+    names = list(report["judges"])
+    for i, (name, stats) in enumerate(report["judges"].items()):
         rate = stats["consistency_rate"]
+        # A pair this judge could not label goes to the next judge of the fallback chain; after the last, it waits
+        # unlabeled for the next run.
+        then = f"handed to {names[i + 1]}" if i + 1 < len(names) else "left unlabeled for the next run"
         lines.append(f"  {name}: {stats['labels']} labels, consistency "
                      f"{'n/a' if rate is None else f'{rate:.2f}'}, ${stats['cost_usd']:.6f}, "
-                     f"{stats['failed_pairs']} pairs passed on")
+                     f"{stats['failed_pairs']} pairs it could not label ({then})")
     if report["skipped_judges"]:
         lines.append(f"  not configured: {', '.join(report['skipped_judges'])}")
     if report.get("closed_stale_jobs"):

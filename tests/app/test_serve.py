@@ -20,9 +20,10 @@ def _free_port() -> int:
 
 def test_init_then_serve(tmp_path: Path):
     arbiter = Path(sys.executable).parent / "arbiter"
-    env = {**os.environ, "ARBITER_VAR_DIR": str(tmp_path / "var")}
+    # Without the model steps (tests/app/test_warmup.py covers them with a tiny model): a fresh store, served.
+    env = {**os.environ, "ARBITER_VAR_DIR": str(tmp_path / "var"), "ARBITER_PRELOAD_POLICIES": "false"}
     env.pop("ARBITER_DATABASE_URL", None)
-    init = subprocess.run([arbiter, "init", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    init = subprocess.run([arbiter, "init", "--no-model", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert init.returncode == 0, init.stderr
     assert '"admin_key": "ak_admin_' in init.stdout and (tmp_path / "var" / "arbiter.db").exists()
     port = _free_port()
