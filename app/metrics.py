@@ -20,7 +20,11 @@ DECISION_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SAFETY_BLOCKS = Counter("arbiter_safety_blocks_total", "Safety interventions", ["decision_type", "effect", "rule", "provider"])
-MODERATION_FALLBACKS = Counter("arbiter_moderation_fallbacks_total", "Moderation API failures answered by local providers", ["provider"])
+MODERATION_FALLBACKS = Counter(
+    "arbiter_moderation_fallbacks_total",
+    "Checked texts whose moderation fell back because a provider failed, by the provider that failed and the error kind",
+    ["provider", "kind"],
+)
 DECISION_REWARD = Histogram("arbiter_decision_reward", "Rewards reported for decisions", ["decision_type", "policy"],
                             buckets=(-1, -0.5, 0, 0.25, 0.5, 0.75, 1, 2))
 LABELS_INGESTED = Counter("arbiter_labels_ingested_total", "Labels written", ["source"])

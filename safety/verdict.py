@@ -125,6 +125,7 @@ class Verdict:
     moderation: tuple[ModerationResult, ...] = ()
     moderation_decided_by: tuple[str, ...] = ()
     fallback: bool = False  # the primary moderation provider failed and a local one decided
+    fell_back_from: tuple[tuple[str, str], ...] = ()  # (provider, error kind) of each moderation provider that failed
     errors: tuple[str, ...] = ()
 
     @property
@@ -233,5 +234,6 @@ def combine(
         moderation=moderation.results if moderation else (),
         moderation_decided_by=moderation.decided_by if moderation else (),
         fallback=moderation.fallback if moderation else False,
+        fell_back_from=moderation.fell_back_from if moderation else (),
         errors=tuple(errors) + (moderation.errors if moderation else ()),
     )

@@ -35,6 +35,9 @@ class ModerationReport:
     decided_by: tuple[str, ...]  # providers whose results are in `results`
     fallback: bool  # a primary provider was configured but failed, so a later one decided
     errors: tuple[str, ...] = ()  # why providers failed, e.g. "openai: timeout: ..."
+    # (provider, error kind) of each primary provider that failed before another decided, in order:
+    # what a fallback is counted by (the failure, not the providers that answered instead).
+    fell_back_from: tuple[tuple[str, str], ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -95,6 +98,7 @@ class Moderator:
         harm: list[list[ModerationResult]] | None = None
         decided: list[str] = []
         fallback_used = False
+        fell_back_from: list[tuple[str, str]] = []
         for primary in self.primaries:
             try:
                 harm = [[r] for r in _checked(primary, texts)]
@@ -103,6 +107,7 @@ class Moderator:
             except ProviderError as exc:
                 log.warning("moderation provider %s failed, falling back: %s", primary.name, exc)
                 errors.append(str(exc))
+                fell_back_from.append((primary.name, exc.kind))
                 fallback_used = True
         if harm is None:
             harm = [[] for _ in texts]
@@ -124,7 +129,8 @@ class Moderator:
                 decided.append(detector.name)
             except ProviderError as exc:
                 errors.append(str(exc))
-        return [ModerationReport(tuple(slot), tuple(decided), fallback_used, tuple(errors)) for slot in harm]
+        return [ModerationReport(tuple(slot), tuple(decided), fallback_used, tuple(errors), tuple(fell_back_from))
+                for slot in harm]
 
 
 def _checked(provider: ModerationProvider, texts: list[str]) -> list[ModerationResult]:
