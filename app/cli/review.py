@@ -1,4 +1,4 @@
-"""`arbiter review list | show | decide | sync | export-moderation | retrain-harm-classifier`."""
+"""`arbiter review list | show | decide | reopen | sync | export-moderation | retrain-harm-classifier`."""
 
 from __future__ import annotations
 
@@ -66,17 +66,31 @@ def review_show(item_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> 
 @handle_errors
 def review_decide(
     item_id: str = typer.Argument(...),
-    verdict: str = typer.Argument(..., help="approve | reject | edit"),
+    verdict: str = typer.Argument(
+        ...,
+        help="What happens to the output: serve (it may be served as it is), withhold (it must not be served), "
+        "edit (serve the corrected output given with --edited). Old names: approve = serve, reject = withhold.",
+    ),
     category: str | None = typer.Option(None, help="What the item is about: a harm category (violence, illicit, ...), pii, quality, other; an unknown one is refused with the list."),
     note: str | None = typer.Option(None),
     edited: str | None = typer.Option(None, "--edited", help="The corrected output (edit only)."),
     edited_file: Path | None = typer.Option(
         None, "--edited-file", help="Read the corrected output from a file."
     ),
+    safety_layer: str | None = typer.Option(
+        None,
+        "--safety-layer",
+        help="right (it was right to flag or escalate this) | wrong (a false alarm). Default: wrong for serve, "
+        "right otherwise.",
+    ),
     reviewer: str = typer.Option("cli", help="Who decides (recorded as cli:<name>)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Approve, reject or edit an item; the verdict is audited and becomes training data."""
+    """Decide an item: whether its output may be served, and whether the safety layer was right.
+
+    A correct block of a harmful prompt is `withhold --safety-layer right --category <harm>`; a false alarm is
+    `serve` (the layer was wrong). Contradictions (the layer right while the category is "safe", serving what
+    the category calls harmful) are refused. The verdict is audited and becomes training data."""
     settings, engine = cli_context()
     if edited_file is not None:
         edited = edited_file.read_text(encoding="utf-8")
@@ -89,16 +103,31 @@ def review_decide(
             category=category,
             note=note,
             edited_content=edited,
+            safety_layer=safety_layer,
             decision_types=review.decision_types_for(settings),
         )
         out = result.to_dict()
     emit(
         out,
         as_json,
-        f"{item_id}: {out['item']['status']} ({out['item']['category']}); "
+        f"{item_id}: {out['item']['status']} ({out['item']['category']}; safety layer {out['item']['safety_layer']}); "
         f"{len(out['comparison_ids'])} preference pair(s), "
         f"{out['moderation_examples']} moderation example(s)",
     )
+
+
+@handle_errors
+def review_reopen(
+    item_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why the verdict was a mistake (audited)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reopen a mistaken verdict (an admin operation): the item is pending again, the training data the verdict
+    made is withdrawn, and the audit log keeps the old verdict and the reason."""
+    _, engine = cli_context()
+    with session_scope(engine) as session:
+        out = review.reopen(session, item_id, actor="cli", reason=reason).model_dump(mode="json")
+    emit(out, as_json, f"{item_id}: reopened (pending)")
 
 
 @handle_errors
@@ -167,6 +196,7 @@ def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group.command("list")(review_list)
     group.command("show")(review_show)
     group.command("decide")(review_decide)
+    group.command("reopen")(review_reopen)
     group.command("sync")(review_sync)
     group.command("export-moderation")(review_export_moderation)
     group.command("retrain-harm-classifier")(review_retrain)

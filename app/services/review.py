@@ -1,17 +1,34 @@
 """The trust-and-safety review queue: what the safety layer flagged, a reviewer's verdict on it,
 and the training data the verdict becomes.
 
-A reviewer approves, rejects or edits an item, with a category and a note. The verdict is final
-(a second one is a conflict), audited in the same transaction, and becomes training data:
+A verdict answers two questions, separately:
+
+- the output: `serve` (it may be served; status "approved"), `withhold` (it must not be served;
+  "rejected") or `edit` (serve the reviewer's correction instead; "edited");
+- the safety layer: `right` (it was right to flag or escalate this) or `wrong` (a false alarm).
+
+`category` says what the flagged content is ("safe" when nothing is wrong with it). Unsaid, the
+safety layer follows from the output (serve: wrong; withhold, edit: right) and the category of
+`serve` is "safe". Contradictions are refused (`InvalidInput`, 422): the layer right while the
+content is "safe" (on a flagged item), the layer wrong while the content is a harm it catches,
+serving what the category calls harmful, withholding or editing without saying what is wrong,
+and serving what the layer rightly blocked. The old names `approve` and `reject` still work and
+mean `serve` and `withhold`.
+
+The verdict is final (a second one is a conflict), audited in the same transaction, and becomes
+training data; an admin may `reopen` a mistaken verdict (audited): the item is pending again and
+the training data it produced is withdrawn.
 
 - preference pairs: an edit is a pair by itself (the edited content chosen over the original);
-  a rejected output becomes the rejected side of a pair with every output of the same task a
-  reviewer approved or wrote, and an approved output the chosen side against every rejected
+  a withheld output becomes the rejected side of a pair with every output of the same task a
+  reviewer let serve or wrote, and a served output the chosen side against every withheld
   one. Rows: Task (the decision's prompt, kind "decision"), Candidate, Comparison, Label with
   source "reviewer";
-- moderation examples for the local harm classifier: an approved item that moderation flagged
-  is a "safe" example, a rejected or edited one with a harm category an example of that category
-  (`moderation_examples`, `retrain_harm_classifier`).
+- moderation examples for the local harm classifier, from the text moderation read: when the
+  layer was wrong and moderation flagged it, a "safe" example; when the layer was right and the
+  category is a harm label, an example of that category (and an edit's rewrite a "safe" one)
+  (`moderation_examples`, `retrain_harm_classifier`). A legacy verdict that did not say whether the
+  layer was right (see migration 0005) gives none.
 
 What it does not do: create review items (the decision path does), or mirror them to Argilla
 (`review_sync` does, and records Argilla answers through `decide`).
@@ -43,6 +60,8 @@ __all__ = [
     "MODERATION_LABELS",
     "STATUSES",
     "VERDICTS",
+    "SAFETY_LAYER",
+    "VERDICT_HELP",
     "ReviewResult",
     "decide",
     "decision_types_for",
@@ -51,10 +70,22 @@ __all__ = [
     "harm_classifier_dir",
     "list_items",
     "moderation_examples",
+    "reopen",
     "retrain_harm_classifier",
 ]
 
-VERDICTS: dict[str, str] = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+# Verdict on the output -> the status it gives the item.
+VERDICTS: dict[str, str] = {"serve": "approved", "withhold": "rejected", "edit": "edited"}
+LEGACY_VERDICTS: dict[str, str] = {"approve": "serve", "reject": "withhold"}  # old names, same meaning
+VERDICT_HELP: dict[str, str] = {
+    "serve": "the output may be served as it is",
+    "withhold": "the output must not be served",
+    "edit": "serve the corrected output given in edited_content instead",
+}
+SAFETY_LAYER: dict[str, str] = {
+    "right": "the safety layer was right to flag or escalate it",
+    "wrong": "the safety layer was wrong: a false alarm",
+}
 STATUSES = ("pending", "approved", "rejected", "edited")
 KINDS = ("flagged", "escalated")
 # Labels the local harm classifier learns ("safe" is its negative class).
@@ -70,6 +101,10 @@ CATEGORIES = (
     "quality",
     "other",
 )
+# What the safety layer itself catches: a flag for one of these was right.
+SAFETY_CATEGORIES = tuple(c for c in CATEGORIES if c in MODERATION_LABELS[1:] or c in (
+    "pii", "forbidden-terms", "links", "prompt-injection"))
+HARMFUL = MODERATION_LABELS[1:]  # never servable as they are
 _DECIDED = tuple(VERDICTS.values())
 
 
@@ -133,6 +168,25 @@ def get_item(session: Session, item_id: str) -> ReviewItem:
 # ---------------------------------------------------------------- verdicts
 
 
+def _check_verdict(verdict: str, safety_layer: str, category: str, item: ReviewItem,
+                   decision: Decision | None) -> None:
+    """Refuse a verdict that contradicts itself (see the module docstring)."""
+    if verdict == "serve" and category in HARMFUL:
+        raise InvalidInput(f"contradiction: 'serve' lets the output be served, category {category!r} says it is "
+                           "harmful; if the block was right, the verdict is 'withhold' with safety_layer 'right'")
+    if safety_layer == "right" and category == "safe" and item.kind == "flagged":
+        raise InvalidInput("contradiction: safety_layer 'right' says the flag was deserved, category 'safe' says "
+                           "the content is harmless; use safety_layer 'wrong', or the category of what it caught")
+    if safety_layer == "wrong" and category in SAFETY_CATEGORIES:
+        raise InvalidInput(f"contradiction: safety_layer 'wrong' says the flag was a false alarm, category "
+                           f"{category!r} says the layer caught something real; use safety_layer 'right'")
+    if verdict != "serve" and category == "safe":
+        raise InvalidInput(f"{verdict!r} needs a category saying what is wrong (not 'safe')")
+    if verdict == "serve" and safety_layer == "right" and decision is not None and decision.safety_verdict == "block":
+        raise InvalidInput("contradiction: the safety layer blocked this and safety_layer 'right' says the block "
+                           "was deserved, so the output may not be served; the verdict is 'withhold'")
+
+
 def decide(
     session: Session,
     item_id: str,
@@ -142,29 +196,40 @@ def decide(
     category: str | None = None,
     note: str | None = None,
     edited_content: str | None = None,
+    safety_layer: str | None = None,
     decision_types: Mapping[str, DecisionType] | None = None,
 ) -> ReviewResult:
     """Record a verdict, in the caller's transaction, and derive the training data from it.
 
-    `category` defaults to "safe" for an approval and is required otherwise (what was wrong);
-    `edited_content` is required for, and only allowed with, an edit. `decision_types` render
-    the task prompt of new training pairs (default: the shipped decision types).
+    `verdict` is serve | withhold | edit (or the old approve | reject); `safety_layer` right | wrong
+    defaults from it (serve: wrong, otherwise right). `category` defaults to "safe" for serve and
+    is required otherwise; `edited_content` is required for, and only allowed with, an edit.
+    `decision_types` render the task prompt of new training pairs (default: the shipped ones).
     """
+    verdict = LEGACY_VERDICTS.get(verdict, verdict)
     if verdict not in VERDICTS:
-        raise InvalidInput(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}")
-    if category is None and verdict == "approve":
+        raise InvalidInput(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)} "
+                           f"(or the old names {', '.join(LEGACY_VERDICTS)})")
+    if safety_layer is not None and safety_layer not in SAFETY_LAYER:
+        raise InvalidInput(f"safety_layer must be one of {', '.join(SAFETY_LAYER)}; got {safety_layer!r}")
+    if category is None and verdict == "serve" and safety_layer != "right":
         category = "safe"
     if category not in CATEGORIES:
         raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}; got {category!r}")
     if (verdict == "edit") != bool(edited_content and edited_content.strip()):
         raise InvalidInput("an edit needs edited_content, and only an edit takes it")
+    safety_layer = safety_layer or ("wrong" if verdict == "serve" else "right")
     item = get_item(session, item_id)
+    decision = session.get(Decision, item.decision_id) if item.decision_id else None
+    if item.status == "pending":
+        _check_verdict(verdict, safety_layer, category, item, decision)
     # Conditional update: of two reviewers deciding at once, exactly one wins.
     won = session.exec(
         update(ReviewItem)
         .where(col(ReviewItem.id) == item_id, col(ReviewItem.status) == "pending")
         .values(
             status=VERDICTS[verdict],
+            safety_layer=safety_layer,
             category=category,
             note=note,
             edited_content=edited_content,
@@ -176,7 +241,6 @@ def decide(
         session.refresh(item)
         raise Conflict(f"review item {item_id!r} was already decided ({item.status} by {item.reviewer})")
     session.refresh(item)
-    decision = session.get(Decision, item.decision_id) if item.decision_id else None
     comparisons = _preference_pairs(session, item, decision, decision_types)
     examples = _item_examples(item, decision)
     append_audit(
@@ -187,6 +251,7 @@ def decide(
         item.id,
         {
             "verdict": verdict,
+            "safety_layer": safety_layer,
             "category": category,
             "note": note,
             "decision_id": item.decision_id,
@@ -196,6 +261,51 @@ def decide(
         },
     )
     return ReviewResult(item, comparisons, examples)
+
+
+def reopen(session: Session, item_id: str, *, actor: str, reason: str) -> ReviewItem:
+    """Undo a mistaken verdict (an admin's call, in the caller's transaction): the item is pending again,
+    the preference labels the verdict wrote are deleted (its moderation examples are derived from decided
+    items, so they go too), and the audit entry keeps what the verdict was. A harm classifier already
+    retrained on it stays as it is (artifacts are versioned); retrain to drop the example.
+    """
+    if not (reason or "").strip():
+        raise InvalidInput("reopening a verdict needs a reason (it is audited)")
+    item = get_item(session, item_id)
+    if item.status == "pending":
+        raise Conflict(f"review item {item_id!r} has no verdict to reopen (it is pending)")
+    previous = {
+        "status": item.status,
+        "safety_layer": item.safety_layer,
+        "category": item.category,
+        "note": item.note,
+        "reviewer": item.reviewer,
+        "edited": item.edited_content is not None,
+        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
+    }
+    labels = [
+        label
+        for label in session.exec(
+            select(Label).where(Label.source == "reviewer", Label.producer == (item.reviewer or "reviewer"))
+        ).all()
+        if (label.details or {}).get("review_item_id") == item.id
+    ]
+    for label in labels:
+        session.delete(label)
+    item.status, item.safety_layer, item.category, item.note = "pending", None, None, None
+    item.edited_content, item.reviewer, item.decided_at = None, None, None
+    item.reopened_at = utcnow()
+    session.add(item)
+    session.flush()
+    append_audit(
+        session,
+        actor,
+        "review.reopened",
+        "review_item",
+        item.id,
+        {"reason": reason, "previous": previous, "labels_deleted": [label.id for label in labels]},
+    )
+    return item
 
 
 def decision_types_for(settings: Settings) -> dict[str, DecisionType]:
@@ -359,11 +469,13 @@ def _item_examples(item: ReviewItem, decision: Decision | None) -> list[tuple[st
     text, flagged = _moderated_text(item, decision)
     if not text:
         return []
-    if item.status == "approved":
-        # Approving what moderation flagged corrects a false positive: the most useful example.
+    if item.safety_layer == "wrong":
+        # A false alarm on what moderation flagged corrects a false positive: the most useful example.
         return [(text, "safe")] if flagged else []
-    if item.category not in MODERATION_LABELS or item.category == "safe":
-        return []  # rejected for a reason the harm classifier does not learn (PII, wrong action, ...)
+    if item.safety_layer != "right" or item.category not in HARMFUL:
+        # A legacy verdict that did not say (see migration 0005), or a reason the harm classifier does not
+        # learn (PII, wrong action, ...).
+        return []
     examples = [(text, item.category)]
     if item.status == "edited" and decision is not None and decision.proposed_output is not None:
         examples.append((item.edited_content or "", "safe"))  # the reviewer's rewrite is harmless

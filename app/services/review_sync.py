@@ -13,7 +13,9 @@
   is skipped and reported, never overwritten (an answer equal to the recorded verdict, such as
   Arbiter's own mirrored response, is simply unchanged). Answers the review queue refuses (an edit
   without the corrected output, a rejection without a category) are reported and not applied; the
-  item stays pending, so a corrected answer is applied by a later pull.
+  item stays pending, so a corrected answer is applied by a later pull. An answer given before an
+  admin reopened the item (`review.reopen`) is the verdict that was withdrawn: it is skipped
+  ("superseded") until the reviewer changes it; the push shows the record as pending again.
 - `sync_review`: pull, then push, so that verdicts just pulled close their records in the same run.
 
 What it does not do: run inside the decision path. A decision never waits for Argilla; the mirror
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -86,6 +89,7 @@ class ReviewPushReport:
     pushed: int = 0  # records added now
     already_present: int = 0  # pending items whose record was pushed before
     closed: int = 0  # records of items decided since they were pushed, now showing the verdict
+    reopened: int = 0  # records of items an admin reopened, showing "pending" again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +111,7 @@ def _record(item: ReviewItem, answer: ReviewAnswer | None = None) -> ReviewRecor
 def _verdict_of(item: ReviewItem) -> ReviewAnswer:
     """The verdict Arbiter recorded, in the dataset's terms."""
     verdict = next(v for v, status in review.VERDICTS.items() if status == item.status)
-    return ReviewAnswer(verdict, item.category, item.note, item.edited_content)
+    return ReviewAnswer(verdict, item.category, item.note, item.edited_content, item.safety_layer)
 
 
 def push_review_items(
@@ -141,6 +145,9 @@ def push_review_items(
             )
         ]
     new = [_record(item) for item in pending if item.id not in states]
+    # Reopened by an admin: the record still shows the withdrawn verdict; show it as pending again.
+    reopened = [_record(item) for item in pending
+                if item.id in states and states[item.id].arbiter_status not in (None, "pending")]
     # Only where nobody answered in Argilla: a reviewer's submitted answer already completes the record.
     closing = [_record(item, None if states[item.id].submitted else _verdict_of(item)) for item in decided]
     report = ReviewPushReport(dataset=spec.name, pending=len(pending), already_present=len(pending) - len(new))
@@ -155,6 +162,7 @@ def push_review_items(
 
     try:
         report.pushed = len(queue.log(new, batch_size, on_confirmed=audited("argilla.review_pushed")))
+        report.reopened = len(queue.log(reopened, batch_size, on_confirmed=audited("argilla.review_reopened")))
         report.closed = len(queue.log(closing, batch_size, on_confirmed=audited("argilla.review_closed")))
     except ArgillaClientError as exc:
         raise argilla_error(exc) from exc
@@ -166,8 +174,8 @@ def push_review_items(
 
 @dataclass(frozen=True)
 class ReviewOutcome:
-    """What one reviewer's answer did: applied | unchanged | discarded | draft | already_decided |
-    invalid | unknown_item, with a message for the ones that are reported."""
+    """What one reviewer's answer did: applied | unchanged | discarded | draft | superseded |
+    already_decided | invalid | unknown_item, with a message for the ones that are reported."""
 
     kind: str
     message: str = ""
@@ -181,6 +189,7 @@ class ReviewPullReport:
     applied: int = 0  # verdicts recorded in Arbiter
     unchanged: int = 0  # answers equal to the verdict Arbiter holds (pulled before, or its own mirror)
     discarded: int = 0  # the reviewer skipped the item: no verdict
+    superseded: int = 0  # answers given before an admin reopened the item: the withdrawn verdict
     comparisons: int = 0  # preference pairs the applied verdicts created
     already_decided: list[str] = field(default_factory=list)  # skipped: verdicts are final
     invalid: list[str] = field(default_factory=list)  # refused by the review queue, not applied
@@ -188,7 +197,7 @@ class ReviewPullReport:
     errors: list[str] = field(default_factory=list)  # responses that could not be read
 
     def add(self, outcome: ReviewOutcome) -> None:
-        if outcome.kind in ("applied", "unchanged", "discarded"):
+        if outcome.kind in ("applied", "unchanged", "discarded", "superseded"):
             setattr(self, outcome.kind, getattr(self, outcome.kind) + 1)
             self.comparisons += outcome.comparisons
             return
@@ -203,12 +212,18 @@ class ReviewPullReport:
 
 def _same_verdict(item: ReviewItem, answer: ReviewAnswer) -> bool:
     """Whether the answer is the verdict Arbiter holds (then nothing conflicts, whoever gave it)."""
-    category = answer.category or ("safe" if answer.verdict == "approve" else None)
+    verdict = review.LEGACY_VERDICTS.get(answer.verdict, answer.verdict)
+    category = answer.category or ("safe" if verdict == "serve" else None)
     return (
-        review.VERDICTS[answer.verdict] == item.status
+        review.VERDICTS.get(verdict) == item.status
         and category == item.category
+        and answer.safety_layer in (None, item.safety_layer)
         and (answer.edited_content or None) == (item.edited_content or None)
     )
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
 
 
 def apply_review_response(
@@ -237,6 +252,8 @@ def apply_review_response(
             f"{item.id}: {response.annotator} answered {answer.verdict!r}, but Arbiter already has "
             f"{item.status!r} by {item.reviewer}; not overwritten",
         )
+    if item.reopened_at is not None and response.responded_at <= _aware(item.reopened_at):
+        return ReviewOutcome("superseded")
     try:
         result = review.decide(
             session,
@@ -246,6 +263,7 @@ def apply_review_response(
             category=answer.category,
             note=answer.note,
             edited_content=answer.edited_content,
+            safety_layer=answer.safety_layer,
             decision_types=decision_types,
         )
     except InvalidInput as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import argilla as rg
 from tqdm import tqdm
@@ -32,6 +32,7 @@ from labeling.argilla.review_schema import (
     ReviewRecord,
     ReviewResponse,
     build_review_settings,
+    fit_answer,
     parse_review_response,
     review_settings_problems,
     to_review_record,
@@ -120,6 +121,7 @@ class ReviewQueue:
         if any(r.answer is not None for r in records):
             with sdk_errors("identify the syncing user"):
                 user_id = self.client.sdk.me.id
+            records = [r if r.answer is None else replace(r, answer=fit_answer(r.answer, dataset)) for r in records]
         done: list[str] = []
         for start in tqdm(range(0, len(records), batch_size), desc="review to Argilla", unit="batch"):
             batch = records[start : start + batch_size]

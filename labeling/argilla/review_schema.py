@@ -4,9 +4,13 @@ One Argilla record is one review item (the record id is the review item id, whic
 idempotent). Fields, all markdown: `decision` (the decision type and why the item is in the queue),
 `content` (what the policy proposed and the safety layer flagged), `context` (the decision's
 context, rendered as a readable list instead of raw JSON) and `reasons` (the safety reasons).
-Questions: `verdict` (approve / reject / edit, required), `category` (the reviewers' taxonomy),
-`note`, and `edited_content` (the corrected output, for an edit). `category` and `edited_content`
-cannot be required: Argilla has no conditional questions, and an approval needs neither. Whether
+Questions: `verdict` (what happens to the output: serve / withhold / edit, required),
+`safety_layer` (was the safety layer right to flag it: right / wrong), `category` (the reviewers'
+taxonomy: what the flagged content is), `note`, and `edited_content` (the corrected output, for an
+edit). `safety_layer`, `category` and `edited_content` cannot be required: Argilla has no
+conditional questions, and serving a false alarm needs none of them (the app fills the defaults).
+A dataset created before `safety_layer` existed still works (its answers leave it unsaid), and
+answers with the old verdict labels (approve / reject) are read as serve / withhold. Whether
 an answer is complete is decided where verdicts are recorded, not here.
 
 Metadata `arbiter_status` says whether Arbiter still waits for a verdict ("pending") or has one
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -41,6 +45,7 @@ __all__ = [
     "ReviewRecord",
     "ReviewResponse",
     "build_review_settings",
+    "fit_answer",
     "parse_review_response",
     "render_context",
     "render_reasons",
@@ -48,10 +53,20 @@ __all__ = [
     "to_review_record",
 ]
 
-REVIEW_VERDICTS: dict[str, str] = {"approve": "Approve", "reject": "Reject", "edit": "Edit (rewrite it below)"}
+REVIEW_VERDICTS: dict[str, str] = {
+    "serve": "Serve: the output may be served as it is",
+    "withhold": "Withhold: the output must not be served",
+    "edit": "Edit: serve my corrected version (write it below)",
+}
+LEGACY_REVIEW_VERDICTS = {"approve": "serve", "reject": "withhold"}  # labels of datasets made before
+SAFETY_LAYER_LABELS: dict[str, str] = {
+    "right": "Right: it caught something real",
+    "wrong": "Wrong: a false alarm",
+}
 
 REVIEW_FIELDS = ("decision", "content", "context", "reasons")
 VERDICT_QUESTION = "verdict"
+SAFETY_LAYER_QUESTION = "safety_layer"
 CATEGORY_QUESTION = "category"
 NOTE_QUESTION = "note"
 EDITED_QUESTION = "edited_content"
@@ -67,11 +82,15 @@ class ReviewDatasetSpec:
     categories: tuple[str, ...]
     guidelines: str = (
         "Each record is something Arbiter's safety layer flagged or escalated. Read the content, its "
-        "context and the safety reasons, then choose a verdict. Approve: it was fine to serve (category "
-        "optional, default safe). Reject: it must not be served; pick the category of what is wrong. "
-        "Edit: write the corrected output in the last box and pick a category. Add a note for the next "
-        "reviewer when the case is not obvious. Records whose Arbiter status is no longer pending were "
-        "decided elsewhere; there is nothing left to do on them."
+        "context and the safety reasons, then answer two separate questions. Verdict, about the output: "
+        "Serve (it may be served as it is), Withhold (it must not be served) or Edit (write the corrected "
+        "output in the last box). Safety layer: Right (it caught something real, e.g. a harmful request "
+        "it blocked) or Wrong (a false alarm); left empty, it is Wrong for Serve and Right otherwise. "
+        "Category: what the flagged content is (a harm category, pii, ...; 'safe' if nothing is wrong "
+        "with it). A correct block of a harmful prompt is Withhold + Right + its harm category; Serve "
+        "with a harm category, or Right with 'safe', contradict themselves and are not recorded. Add a "
+        "note for the next reviewer when the case is not obvious. Records whose Arbiter status is no "
+        "longer pending were decided elsewhere; there is nothing left to do on them."
     )
 
     def __post_init__(self) -> None:
@@ -85,10 +104,11 @@ class ReviewDatasetSpec:
 class ReviewAnswer:
     """A verdict on one review item: what a reviewer answered, or what Arbiter recorded."""
 
-    verdict: str  # approve | reject | edit
+    verdict: str  # serve | withhold | edit
     category: str | None = None
     note: str | None = None
     edited_content: str | None = None
+    safety_layer: str | None = None  # right | wrong; None: not said
 
 
 @dataclass(frozen=True)
@@ -107,7 +127,7 @@ class ReviewRecord:
     def __post_init__(self) -> None:
         if not str(self.item_id):
             raise ValueError("item_id must be a non-empty string")
-        if self.answer is not None and self.answer.verdict not in REVIEW_VERDICTS:
+        if self.answer is not None and self.answer.verdict not in (*REVIEW_VERDICTS, *LEGACY_REVIEW_VERDICTS):
             raise ValueError(f"unknown verdict {self.answer.verdict!r} for review item {self.item_id}")
 
 
@@ -138,10 +158,19 @@ def build_review_settings(spec: ReviewDatasetSpec) -> rg.Settings:
             rg.TextField(name="reasons", title="Safety reasons", use_markdown=True),
         ],
         questions=[
-            rg.LabelQuestion(name=VERDICT_QUESTION, title="Verdict", labels=dict(REVIEW_VERDICTS), required=True),
+            rg.LabelQuestion(
+                name=VERDICT_QUESTION, title="Verdict: may the output be served?", labels=dict(REVIEW_VERDICTS),
+                required=True,
+            ),
+            rg.LabelQuestion(
+                name=SAFETY_LAYER_QUESTION,
+                title="Was the safety layer right to flag it? (default: Wrong for Serve, Right otherwise)",
+                labels=dict(SAFETY_LAYER_LABELS),
+                required=False,
+            ),
             rg.LabelQuestion(
                 name=CATEGORY_QUESTION,
-                title="Category (required to reject or edit)",
+                title="Category: what the flagged content is (required to withhold or edit)",
                 labels=list(spec.categories),
                 required=False,
             ),
@@ -157,6 +186,19 @@ def build_review_settings(spec: ReviewDatasetSpec) -> rg.Settings:
         ],
         distribution=rg.TaskDistribution(min_submitted=1),
     )
+
+
+def fit_answer(answer: ReviewAnswer, dataset: rg.Dataset) -> ReviewAnswer:
+    """`answer` in the terms of an existing dataset, which may predate the current questions: its old verdict
+    label (approve / reject) where it lacks the new one, and no `safety_layer` where it has no such question."""
+    questions = {q.name: q for q in dataset.questions}
+    labels = list(getattr(questions.get(VERDICT_QUESTION), "labels", None) or REVIEW_VERDICTS)
+    verdict = answer.verdict
+    if verdict not in labels:
+        verdict = next((old for old, new in LEGACY_REVIEW_VERDICTS.items() if new == verdict and old in labels),
+                       verdict)
+    safety_layer = answer.safety_layer if SAFETY_LAYER_QUESTION in questions else None
+    return replace(answer, verdict=verdict, safety_layer=safety_layer)
 
 
 def review_settings_problems(dataset: rg.Dataset) -> list[str]:
@@ -238,6 +280,7 @@ def _decision_summary(record: ReviewRecord) -> str:
 def _values(answer: ReviewAnswer) -> dict[str, Any]:
     values = {
         VERDICT_QUESTION: answer.verdict,
+        SAFETY_LAYER_QUESTION: answer.safety_layer,
         CATEGORY_QUESTION: answer.category,
         NOTE_QUESTION: answer.note,
         EDITED_QUESTION: answer.edited_content,
@@ -291,6 +334,7 @@ def parse_review_response(item_id: str, annotator: str, response: dict[str, Any]
         raise ValueError(f"unknown response status {status!r} for review item {item_id}")
     values = response.get("values")
     verdict = answer_value(values, VERDICT_QUESTION)
+    verdict = LEGACY_REVIEW_VERDICTS.get(verdict, verdict)
     if verdict is not None and verdict not in REVIEW_VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r} for review item {item_id}")
     if status == "submitted" and verdict is None:
@@ -298,9 +342,11 @@ def parse_review_response(item_id: str, annotator: str, response: dict[str, Any]
     answer = None
     if status != "discarded" and verdict is not None:
         category = answer_value(values, CATEGORY_QUESTION)
+        safety_layer = answer_value(values, SAFETY_LAYER_QUESTION)
         answer = ReviewAnswer(
             verdict=verdict,
             category=category if isinstance(category, str) else None,
+            safety_layer=safety_layer if safety_layer in SAFETY_LAYER_LABELS else None,
             note=_text(answer_value(values, NOTE_QUESTION)),
             edited_content=_text(answer_value(values, EDITED_QUESTION)),
         )

@@ -110,16 +110,16 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
 
     _answer(annotator, queue[a]["id"], verdict="edit", category="harassment", note="insulting",
             edited_content=BETTER)
-    _answer(annotator, queue[b]["id"], verdict="reject", category="harassment", note="worse")
-    _answer(annotator, queue[c]["id"], verdict="approve")
+    _answer(annotator, queue[b]["id"], verdict="withhold", category="harassment", note="worse")
+    _answer(annotator, queue[c]["id"], verdict="serve")
     invalid = _answer(annotator, queue[d]["id"], verdict="edit", category="pii")  # no corrected output
-    _answer(annotator, queue[f]["id"], verdict="reject", category="other")
+    _answer(annotator, queue[f]["id"], verdict="withhold", category="other")
 
     pulled = pull_review_verdicts(engine, client, spec)
     assert (pulled.responses, pulled.applied, pulled.unchanged, pulled.errors) == (5, 3, 0, [])
     assert len(pulled.invalid) == 1 and pulled.invalid[0].startswith(f"{d}: annotator's answer was not applied")
     assert "edited_content" in pulled.invalid[0]
-    assert len(pulled.already_decided) == 1 and pulled.already_decided[0].startswith(f"{f}: annotator answered 'reject'")
+    assert len(pulled.already_decided) == 1 and pulled.already_decided[0].startswith(f"{f}: annotator answered 'withhold'")
     assert pulled.comparisons == 2
 
     items = _items(engine)
@@ -133,7 +133,7 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
     assert (items[f].status, items[f].reviewer) == ("approved", "key:lead")  # not overwritten
     decided = {x.subject_id: x for x in _audit(engine, "review.decided")}
     assert {i: (decided[i].actor, decided[i].details["verdict"]) for i in (a, b, c)} == {
-        a: ("argilla:annotator", "edit"), b: ("argilla:annotator", "reject"), c: ("argilla:annotator", "approve")}
+        a: ("argilla:annotator", "edit"), b: ("argilla:annotator", "withhold"), c: ("argilla:annotator", "serve")}
     # The training data is what an API verdict makes: the edit over the original, and over the
     # other output of the same task a reviewer rejected.
     with Session(engine) as s:
@@ -157,7 +157,7 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
     records = {r["external_id"]: r for r in client.records_json(client.find_dataset(spec), include_responses=True)}
     assert records[e]["status"] == "completed" and records[e]["metadata"]["arbiter_status"] == "rejected"
     (mirror,) = records[e]["responses"]
-    assert mirror["values"]["verdict"]["value"] == "reject" and mirror["values"]["category"]["value"] == "harassment"
+    assert mirror["values"]["verdict"]["value"] == "withhold" and mirror["values"]["category"]["value"] == "harassment"
     assert records[a]["metadata"]["arbiter_status"] == "edited" and len(records[a]["responses"]) == 1
     assert records[d]["metadata"]["arbiter_status"] == "pending"
 
@@ -186,7 +186,7 @@ def test_cli_review_sync(engine, argilla_settings, annotator, layer, run_cli, mo
     assert out["pushed"]["pushed"] == 1 and out["pulled"]["responses"] == 0
 
     record = _queue(annotator, argilla_settings.argilla_review_dataset)[item]
-    _answer(annotator, record["id"], verdict="approve", note="banter")
+    _answer(annotator, record["id"], verdict="serve", note="banter")
     second = json.loads(run_cli("review", "sync", "--json").stdout)
     assert (second["pulled"]["applied"], second["pushed"]["pushed"], second["pushed"]["closed"]) == (1, 0, 1)
     assert _items(engine)[item].status == "approved"

@@ -96,4 +96,4 @@ def test_review_webhook_event_is_routed_by_dataset():
     assert event_dataset(WebhookEvent("msg", "record.created", "", {})) is None
     dataset, response = parse_review_response_event(event)
     assert (dataset, response.item_id, response.annotator, response.answer.verdict) == (
-        "arbiter-review", "item-1", "ann", "approve")
+        "arbiter-review", "item-1", "ann", "serve")  # the old label "approve" is read as "serve"

@@ -1,4 +1,4 @@
-"""The review queue over HTTP, for reviewers (and admins): list, show, decide, retrain."""
+"""The review queue over HTTP, for reviewers (and admins): list, show, decide, retrain; admins reopen."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from app.services import review
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 ReviewerKey = Annotated[ApiKey, Depends(require_roles("reviewer", "admin"))]
+AdminKey = Annotated[ApiKey, Depends(require_roles("admin"))]
+
+
+def _meanings(table: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {meaning}" for name, meaning in table.items())
 
 
 class ReviewItemOut(BaseModel):
@@ -28,24 +33,43 @@ class ReviewItemOut(BaseModel):
     content: str
     context: dict[str, Any]
     reasons: list[dict[str, Any]]
-    status: str
+    status: str = Field(description="pending | approved (the output may be served) | rejected (it must not be) | "
+                        "edited (serve the reviewer's correction)")
+    safety_layer: str | None = Field(description="right | wrong: whether the safety layer was right to flag it; "
+                                     "null while pending (or for a legacy verdict that did not say)")
     category: str | None
     note: str | None
     edited_content: str | None
     reviewer: str | None
     created_at: datetime
     decided_at: datetime | None
+    reopened_at: datetime | None = None
 
 
 class VerdictIn(BaseModel):
-    verdict: Literal["approve", "reject", "edit"]
+    """A verdict says two things: whether the output may be served (`verdict`) and whether the safety layer
+    was right to flag it (`safety_layer`). Contradictions (e.g. the layer right but the content "safe", or
+    serving what the category calls harmful) are refused with 422."""
+
+    verdict: Literal["serve", "withhold", "edit", "approve", "reject"] = Field(
+        description=f"{_meanings(review.VERDICT_HELP)}. Old names: approve = serve, reject = withhold."
+    )
+    safety_layer: Literal["right", "wrong"] | None = Field(
+        None, description=f"{_meanings(review.SAFETY_LAYER)}. Default: wrong for serve, right otherwise."
+    )
     category: str | None = Field(
-        None, description=f"One of: {', '.join(review.CATEGORIES)}. Default for approve: safe."
+        None,
+        description=f"What the flagged content is; one of: {', '.join(review.CATEGORIES)}. "
+        "Default for serve: safe; required otherwise.",
     )
     note: str | None = Field(None, max_length=4000)
     edited_content: str | None = Field(
         None, max_length=20_000, description="The corrected output (edit only)."
     )
+
+
+class ReopenIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000, description="Why the verdict was a mistake (audited).")
 
 
 class VerdictOut(BaseModel):
@@ -102,6 +126,7 @@ def post_verdict(item_id: str, body: VerdictIn, session: SessionDep, settings: S
         category=body.category,
         note=body.note,
         edited_content=body.edited_content,
+        safety_layer=body.safety_layer,
         decision_types=review.decision_types_for(settings),
     )
     session.commit()
@@ -110,6 +135,15 @@ def post_verdict(item_id: str, body: VerdictIn, session: SessionDep, settings: S
         comparison_ids=result.comparison_ids,
         moderation_examples=len(result.moderation_examples),
     )
+
+
+@router.post("/items/{item_id}/reopen", response_model=ReviewItemOut)
+def post_reopen(item_id: str, body: ReopenIn, session: SessionDep, key: AdminKey):
+    """Admins only: undo a mistaken verdict. The item is pending again, the training data the verdict made is
+    withdrawn, and the audit log keeps the old verdict and the reason."""
+    item = review.reopen(session, item_id, actor=f"key:{key.id}", reason=body.reason)
+    session.commit()
+    return item
 
 
 @router.post("/harm-classifier/retrain", response_model=RetrainOut)
