@@ -32,13 +32,12 @@ def moderate_texts(layer: SafetyLayer, texts: Sequence[str], stage: str = "input
     if layer.moderator is None:
         raise Unavailable("moderation is not configured on this server")
     try:
-        reports = layer.moderator.moderate(list(texts))
+        reports = layer.moderate(texts)
     except ProviderError as exc:
         raise Unavailable(f"moderation unavailable: {exc}") from None
-    for report in reports[:1]:  # one batch, one fallback: count it once, as the decision path does
-        if report.fallback:
-            for provider in report.decided_by:
-                MODERATION_FALLBACKS.labels(provider).inc()
+    for report in reports:  # per checked text and failed provider, as the decision path counts them
+        for provider, kind in report.fell_back_from:
+            MODERATION_FALLBACKS.labels(provider, kind).inc()
     return [summarize(report, layer.policy, stage) for report in reports]
 
 

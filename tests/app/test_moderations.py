@@ -79,6 +79,19 @@ def test_guard_down_the_local_chain_answers_and_says_why(sdk, vllm):
     assert "prompt_injection" in extras["other_categories"]
 
 
+def test_language_coverage_rides_along(sdk, vllm):
+    """Llama Guard 3 covers Spanish, the local providers do not: with the guard answering, the
+    Spanish threat is covered; with the guard down, the extras say nobody who decided reads Spanish."""
+    threat = "Voy a matarte cuando salgas del trabajo, sé dónde vives"
+    vllm.answers[threat] = Answer("unsafe\nS1", {"unsafe": 0.97, "safe": 0.03})
+    [covered] = sdk().moderations.create(input=[threat]).results
+    assert covered.flagged and covered.model_extra["arbiter"]["coverage"]["language"] == "es"
+    assert covered.model_extra["arbiter"]["coverage"]["status"] == "full"
+    vllm.mode = "500"
+    [uncovered] = sdk().moderations.create(input=[threat]).results
+    assert uncovered.model_extra["arbiter"]["coverage"]["status"] == "none"
+
+
 def test_personal_data_is_named_by_kind_never_echoed(sdk):
     response = sdk().moderations.with_raw_response.create(input=["write to jo.smith@example.com please"])
     assert "jo.smith@example.com" not in response.text
