@@ -21,9 +21,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.backends.base import PolicyBackend
-from policies.decision_types import DecisionType
+from policies.backends.base import PolicyBackend, count_tokens, fit_tokens
+from policies.decision_types import DecisionType, PromptTooLong
 from policies.propensity import action_probabilities, rng_for, sample_action
+
+
+def bounded_prompt(decision_type: DecisionType, backend: PolicyBackend, context: Mapping[str, Any]) -> str:
+    """The rendered prompt for ``context``, each context field cut to its token budget in the backend's tokens."""
+    return backend.render(decision_type.messages(context, fit=lambda text, n: fit_tokens(backend, text, n)))
+
+
+def check_prompt(decision_type: DecisionType, backend: PolicyBackend, prompt: str) -> int:
+    """The token count of ``prompt``; :class:`PromptTooLong` past ``decision_type.limits.max_prompt_tokens``."""
+    n = count_tokens(backend, prompt)
+    limit = decision_type.limits.max_prompt_tokens
+    if n > limit:
+        raise PromptTooLong(f"{decision_type.name}: the prompt is {n} tokens after each field was cut to its budget; "
+                            f"the limit is {limit} (limits.max_prompt_tokens)")
+    return n
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,15 @@ class ActionPolicy:
         return self.decision_type.action_ids
 
     def prompt(self, context: Mapping[str, Any]) -> str:
-        """The exact prompt string the actions are scored after (also what DPO pairs are built on)."""
-        return self.backend.render(self.decision_type.messages(context))
+        """The exact prompt string the actions are scored after (also what DPO pairs are built on); each context
+        field is cut to its token budget (``decision_type.limits``)."""
+        return bounded_prompt(self.decision_type, self.backend, context)
+
+    def checked_prompt(self, context: Mapping[str, Any]) -> str:
+        """``prompt``, refused with :class:`PromptTooLong` when it exceeds the decision type's token limit."""
+        prompt = self.prompt(context)
+        check_prompt(self.decision_type, self.backend, prompt)
+        return prompt
 
     def score_batch(self, contexts: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
         """Log-likelihood of every action for each context, in one batched model call."""
@@ -161,13 +183,20 @@ class TextPolicy:
         self.policy_id = policy_id
 
     def prompt(self, context: Mapping[str, Any]) -> str:
-        return self.backend.render(self.decision_type.messages(context))
+        return bounded_prompt(self.decision_type, self.backend, context)
+
+    def checked_prompt(self, context: Mapping[str, Any]) -> str:
+        """``prompt``, refused with :class:`PromptTooLong` when it exceeds the decision type's token limit."""
+        prompt = self.prompt(context)
+        check_prompt(self.decision_type, self.backend, prompt)
+        return prompt
 
     def draft_batch(self, contexts: Sequence[Mapping[str, Any]]) -> list[TextDraft]:
         prompts = [self.prompt(c) for c in contexts]
         texts = self.backend.generate(
             prompts,
             max_new_tokens=self.decision_type.max_new_tokens,
+            max_time=self.decision_type.limits.max_generation_s,
             temperature=self.temperature,
             top_p=self.top_p,
             seed=self.seed,

@@ -8,6 +8,11 @@ a directory and load it; no code changes.
 
 The built-in types live next to this module in ``decision_types/`` (ticket-routing, content).
 
+Every decision type bounds what reaches the prompt in tokens (``limits``, see :class:`PromptLimits`; defaults
+apply to a type that says nothing): each context field is cut to its token budget, and a prompt still longer than
+``max_prompt_tokens`` is refused. Counting needs the policy's tokenizer, so ``messages`` takes a ``fit`` function
+from the backend; without one, fields are not cut.
+
 This module does not render chat templates (that belongs to a backend, which knows its tokenizer) and does not
 decide anything; it only validates contexts and turns them into chat messages.
 
@@ -21,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import string
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +45,10 @@ _ACTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 class DecisionTypeError(ValueError):
     """A decision type file is malformed, or a context does not match its schema."""
+
+
+class PromptTooLong(DecisionTypeError):
+    """A request's rendered prompt exceeds its decision type's ``limits.max_prompt_tokens`` (fields already cut)."""
 
 
 class ActionSpec(BaseModel):
@@ -66,6 +76,42 @@ class PromptSpec(BaseModel):
     user: str
 
 
+class PromptLimits(BaseModel):
+    """How much of a request may reach the policy model, in the policy tokenizer's tokens, and how long it may run.
+
+    A field longer than its budget is cut to its first tokens rather than refused: a long ticket or message is
+    legitimate (an application cannot always shorten a customer's email) and its head carries the decision, so
+    cutting keeps it servable while bounding its cost. A prompt longer than ``max_prompt_tokens`` after that is
+    refused (422): it can only come from many fields or a template that does not fit its own budget. A value
+    that is never legitimately long (a language tag, say) belongs under the context schema's ``maxLength``, so
+    that it is refused with the schema's message instead of cut.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_field_tokens: int = Field(default=512, ge=1, le=32_768,
+                                  description="Budget of each context field in the prompt (tokens); longer values are cut.")
+    field_tokens: dict[str, int] = Field(default_factory=dict,
+                                         description="Budgets of single fields by dotted path, e.g. customer.language: 8.")
+    max_prompt_tokens: int = Field(default=1024, ge=16, le=131_072,
+                                   description="Largest rendered prompt (tokens) after fields are cut; longer ones get 422.")
+    max_new_tokens: int = Field(default=512, ge=1, le=4096,
+                                description="Most tokens one request may generate (a chat request's max_tokens is capped to it).")
+    max_generation_s: float = Field(default=30.0, gt=0, le=600,
+                                    description="Wall-clock cap of one generation call (text decisions, chat); the text so far is kept.")
+
+    @field_validator("field_tokens")
+    @classmethod
+    def _check_budgets(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"field token budgets must be positive integers: {bad}")
+        return value
+
+    def field_budget(self, path: str) -> int:
+        return self.field_tokens.get(path, self.max_field_tokens)
+
+
 class DecisionType(BaseModel):
     """A validated decision type. Build it with :func:`load_decision_type` or ``DecisionType(**mapping)``."""
 
@@ -78,6 +124,7 @@ class DecisionType(BaseModel):
     context_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     prompt: PromptSpec
     max_new_tokens: int = Field(default=128, ge=1, le=4096, description="Length cap for text decisions.")
+    limits: PromptLimits = Field(default_factory=PromptLimits, description="Token and time bounds of one request.")
 
     @field_validator("name")
     @classmethod
@@ -105,6 +152,9 @@ class DecisionType(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"decision type {self.name!r}: duplicate action ids {duplicates}")
+        if self.max_new_tokens > self.limits.max_new_tokens:
+            raise ValueError(f"decision type {self.name!r}: max_new_tokens {self.max_new_tokens} exceeds "
+                             f"limits.max_new_tokens {self.limits.max_new_tokens}")
         return self
 
     @property
@@ -134,11 +184,14 @@ class DecisionType(BaseModel):
                 lines.append(f"{action.id}: {action.description}" if action.description else action.id)
         return "\n".join(lines)
 
-    def messages(self, context: Mapping[str, Any], *, validate: bool = True) -> list[dict[str, str]]:
+    def messages(self, context: Mapping[str, Any], *, validate: bool = True,
+                 fit: Callable[[str, int], str] | None = None) -> list[dict[str, str]]:
         """The chat messages (system, user) for ``context``.
 
         The prompt always lists every declared action, masked or not: masking is applied to the probabilities,
         and keeping the prompt independent of the mask keeps one cached scoring pass valid for any mask.
+        With ``fit(text, n)`` (the backend's: ``text`` cut to at most ``n`` tokens), every field taken from the
+        context is cut to its budget in ``limits``.
         """
         if validate:
             self.validate_context(context)
@@ -147,13 +200,51 @@ class DecisionType(BaseModel):
         names = list(self.action_ids)
         fields["action_names"] = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
         try:
-            system = self.prompt.system.format_map(fields)
-            user = self.prompt.user.format_map(fields)
+            if fit is None:
+                system = self.prompt.system.format_map(fields)
+                user = self.prompt.user.format_map(fields)
+            else:
+                formatter = _FittingFormatter(fit, self.limits, frozenset(context))
+                system = formatter.vformat(self.prompt.system, (), fields)
+                user = formatter.vformat(self.prompt.user, (), fields)
         except (AttributeError, IndexError, ValueError) as exc:
             raise DecisionTypeError(f"{self.name}: prompt template cannot be filled: {exc}") from exc
         out = [{"role": "system", "content": system}] if system else []
         out.append({"role": "user", "content": user})
         return out
+
+
+class _Budgeted:
+    """A template field's value with its dotted path, on its way through ``_FittingFormatter``."""
+
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: str, value: Any):
+        self.path, self.value = path, value
+
+
+class _FittingFormatter(string.Formatter):
+    """``str.format_map`` semantics, except that each field taken from the context is cut to its token budget."""
+
+    def __init__(self, fit: Callable[[str, int], str], limits: PromptLimits, context_keys: frozenset[str]):
+        self.fit, self.limits, self.context_keys = fit, limits, context_keys
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        value, first = super().get_field(field_name, args, kwargs)
+        return _Budgeted(re.sub(r"\[([^\]]*)\]", r".\1", field_name), value), first
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if isinstance(value, _Budgeted):
+            return _Budgeted(value.path, super().convert_field(value.value, conversion))
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if not isinstance(value, _Budgeted):
+            return super().format_field(value, format_spec)
+        text = super().format_field(value.value, format_spec)
+        if value.path.split(".", 1)[0] not in self.context_keys:  # {actions}, {action_names}, absent fields
+            return text
+        return self.fit(text, self.limits.field_budget(value.path))
 
 
 class _Lenient(dict):

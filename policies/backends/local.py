@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from policies.backends.base import Messages, render_plain
+from policies.backends.base import CHARS_PER_TOKEN_CAP, Messages, render_plain
 
 # Rows of a batch run as one padded pass per group of rows of similar width; a group's fixed cost (one more forward
 # pass) counts as this many padded tokens when choosing the groups. Measured on 2 CPU cores (AMD EPYC, SmolLM2-135M),
@@ -180,6 +180,12 @@ class TransformersBackend:
 
     def render(self, messages: Messages) -> str:
         return render_with_tokenizer(self.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text=text, add_special_tokens=False)["input_ids"])
+
+    def fit_tokens(self, text: str, max_tokens: int) -> str:
+        return fit_with_tokenizer(self.tokenizer, text, max_tokens)
 
     # ----------------------------------------------------------------------------------------------- scoring
     @torch.no_grad()
@@ -361,6 +367,7 @@ class TransformersBackend:
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        max_time: float | None = None,
     ) -> list[str]:
         if seed is not None:
             torch.manual_seed(seed)
@@ -371,12 +378,29 @@ class TransformersBackend:
             enc = tok(text=chunk, return_tensors="pt", padding=True, padding_side="left").to(self.device)
             sampling = temperature > 0
             kwargs = {"do_sample": sampling, "max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id}
+            if max_time is not None:
+                kwargs["max_time"] = max_time  # transformers' MaxTimeCriteria: stop, keep the text so far
             if sampling:
                 kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
             out = self.model.generate(**enc, **kwargs)
             new = out[:, enc["input_ids"].shape[1] :]
             texts.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
         return texts
+
+
+def fit_with_tokenizer(tokenizer, text: str, max_tokens: int) -> str:
+    """The longest head of ``text`` that is at most ``max_tokens`` tokens (the original characters, not a decode)."""
+    if len(text.encode("utf-8", "replace")) <= max_tokens:  # a token covers at least one byte
+        return text
+    head = text[: max_tokens * CHARS_PER_TOKEN_CAP]  # bounds the tokeniser's work, whatever the value's size
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text=head, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) <= max_tokens:
+            return head
+        # Up to where token n+1 starts: a character split over several tokens (an emoji) is kept whole or not at all.
+        return head[: enc["offset_mapping"][max_tokens][0]]
+    ids = tokenizer(text=head, add_special_tokens=False)["input_ids"]
+    return head if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
 def render_with_tokenizer(tokenizer, messages: Messages) -> str:

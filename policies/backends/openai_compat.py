@@ -97,6 +97,7 @@ class OpenAICompatibleBackend:
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        max_time: float | None = None,
     ) -> list[str]:
         response = self.client.completions.create(
             model=self.model,
@@ -106,6 +107,7 @@ class OpenAICompatibleBackend:
             top_p=top_p,
             seed=seed,
             stop=[self.end_of_turn],
+            **({"timeout": max_time} if max_time is not None else {}),
         )
         choices = sorted(response.choices, key=lambda c: c.index)
         return [c.text.strip() for c in choices]
