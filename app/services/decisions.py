@@ -240,6 +240,7 @@ def record_outcome(session: Session, decision_id: str, reward: float | None, fee
     if decision is None:
         raise NotFound(f"no decision {decision_id!r}")
     existing = session.exec(select(Outcome).where(Outcome.decision_id == decision_id)).first()
+    feedback = redact_values(feedback)  # an application's free-text feedback may quote the customer
     if correction:
         if existing is None:
             raise NotFound(f"decision {decision_id!r} has no outcome to correct; record it without 'correction'")

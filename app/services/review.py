@@ -54,6 +54,7 @@ from app.settings import Settings
 from policies.decision_types import DecisionType, deployment_decision_types
 from reward_models.pairs import Message, PreferencePair
 from safety.moderation import HarmClassifierArtifact, retrain
+from safety.pii import redact_values
 
 __all__ = [
     "CATEGORIES",
@@ -231,8 +232,9 @@ def decide(
             status=VERDICTS[verdict],
             safety_layer=safety_layer,
             category=category,
-            note=note,
-            edited_content=edited_content,
+            # A reviewer's note and rewrite are stored (and become labels) without personal data too.
+            note=redact_values(note),
+            edited_content=redact_values(edited_content),
             reviewer=reviewer,
             decided_at=utcnow(),
         )

@@ -143,7 +143,8 @@ def test_no_personal_data_anywhere_whatever_the_verdict(api, auth, engine, caplo
         assert _leaks(json.dumps(r.json(), ensure_ascii=False)) == [], path  # the response neither
         decision_id = r.json()["id"]
         # An outcome with free-text feedback is stored too.
-        assert api.post(f"/v1/decisions/{decision_id}/outcome", json={"reward": 1.0, "feedback": {"note": "ok"}},
+        feedback = {"note": "Maria Garcia says thanks, call back on 020 7946 0958"}
+        assert api.post(f"/v1/decisions/{decision_id}/outcome", json={"reward": 1.0, "feedback": feedback},
                         headers=headers).status_code in (200, 201)
     for content, expected in ((BODY, "redact"), (BODY + " PLEASE-BLOCK", "block"), (BODY + " PLEASE-ESCALATE", "escalate")):
         r = api.post("/v1/chat/completions", headers=headers,
@@ -155,6 +156,13 @@ def test_no_personal_data_anywhere_whatever_the_verdict(api, auth, engine, caplo
     with Session(engine) as s:
         assert len(s.exec(select(ReviewItem)).all()) >= 5  # blocked and escalated ones are queued with their text
         assert any("[CARD]" in d.context.get("body", "") for d in s.exec(select(Decision)).all())
+    # A reviewer's note and rewrite of an escalated reply are stored, audited and become labels.
+    with Session(engine) as s:
+        item = s.exec(select(ReviewItem).where(ReviewItem.decision_type == "content")).first()
+    r = api.post(f"/v1/review/items/{item.id}/verdict", headers=auth("reviewer"),
+                 json={"verdict": "edit", "category": "pii", "note": "she gave 0151 23456789",
+                       "edited_content": "Dear Maria Garcia, we will write to jo.smith@example.com."})
+    assert r.status_code == 200, r.text
     metrics = api.get("/metrics")
     where = {
         "store": _rows(engine),
