@@ -1,8 +1,10 @@
-"""Moderation providers (OpenAI endpoint; local harm classifier, profanity, injection heuristics)
+"""Moderation providers (OpenAI endpoint, a guard model on vLLM; local harm classifier, profanity,
+injection heuristics)
 and the chain that picks which of them answer. See `safety.moderation.chain` for the fallback."""
 
 from safety.moderation.base import ModerationProvider, ModerationResult, ProviderError
 from safety.moderation.chain import ModerationReport, Moderator
+from safety.moderation.guard import GuardModeration, GuardModerationConfig
 from safety.moderation.harm_classifier import (
     HarmClassifier,
     HarmClassifierArtifact,
@@ -20,6 +22,8 @@ from safety.moderation.profanity import ProfanityModeration
 __all__ = [
     "HARM_CATEGORIES",
     "SAFE_LABEL",
+    "GuardModeration",
+    "GuardModerationConfig",
     "HarmClassifier",
     "HarmClassifierArtifact",
     "InjectionHeuristics",
