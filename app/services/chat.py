@@ -3,22 +3,32 @@
 The user's last message is moderated on the way in; the generated text on the way out. A blocked
 request or reply comes back as a normal completion with ``finish_reason: "content_filter"`` (what
 the OpenAI API does), a redacted one with the redactions applied, and either way the exchange is
-logged as a ``content`` decision, with a review item when a reviewer must look. Streaming sends the
-moderated reply as server-sent events; it cannot stream token by token, because nothing leaves
-before the output check.
+logged as a ``content`` decision, with a review item when a reviewer must look.
+
+What the official SDK relies on behaves as against OpenAI: ``GET /v1/models`` lists the served model
+id (``arbiter``: the content policy that the rollout picks, active or canary), a request naming
+another model gets 404 ``model_not_found``, the requested id comes back in ``model``, and ``usage``
+counts the policy tokenizer's tokens (the prompt with the chat template and system message applied).
+Streaming sends the reply as one ``chat.completion.chunk`` per token, then the finish reason (and
+usage when ``stream_options.include_usage`` asks), then ``[DONE]``. The tokens leave only after the
+output check of the whole reply: text streamed before it could not be taken back if the check then
+blocked or redacted it, so streaming shortens nothing but the client's wait for the last token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.db import session_scope
-from app.errors import InvalidInput, Unavailable
+from app.errors import InvalidInput, NotFound, Unavailable
 from app.models import Decision, ReviewItem, new_id
 from app.services.decisions import record_decision_metrics, request_hash
 from app.services.rollout import serving_versions
@@ -29,15 +39,76 @@ from policies.decision_types import PromptTooLong
 from safety.pii import redact_values
 from safety.verdict import Outcome as SafetyOutcome
 
-__all__ = ["chat_completion", "CONTENT_TYPE"]
+__all__ = ["ChatResult", "chat_completion", "served_models", "CONTENT_TYPE", "MODEL_ID"]
 
 CONTENT_TYPE = "content"
+MODEL_ID = "arbiter"  # what clients name as `model`: the content policy the rollout serves
 REFUSAL = "I can't help with that request."
+STARTED = int(time.time())
+
+
+@dataclass
+class ChatResult:
+    """A completion (``body``, the OpenAI response object) and its text cut into tokens for streaming."""
+
+    body: dict[str, Any]
+    pieces: list[str] = field(default_factory=list)
+
+    def chunks(self, include_usage: bool = False) -> Iterator[dict[str, Any]]:
+        """The ``chat.completion.chunk`` objects of a stream, in OpenAI's order."""
+        base = {k: self.body[k] for k in ("id", "created", "model", "system_fingerprint")} | {"object": "chat.completion.chunk"}
+        extra = {"usage": None} if include_usage else {}
+        choice = self.body["choices"][0]
+        yield base | extra | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}
+        for piece in self.pieces:
+            yield base | extra | {"choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}]}
+        yield base | extra | {"choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice["finish_reason"]}],
+                              "arbiter": self.body["arbiter"]}
+        if include_usage:
+            yield base | {"choices": [], "usage": self.body["usage"]}
+
+
+def served_models() -> list[dict[str, Any]]:
+    """The ``GET /v1/models`` entries: the one model id chat completions accept."""
+    return [{"id": MODEL_ID, "object": "model", "created": STARTED, "owned_by": "arbiter"}]
+
+
+def _tokens(backend: Any, text: str, *, prompt: bool) -> int:
+    """Tokens of ``text`` as the policy's tokenizer counts them (a prompt with its special tokens, as generation
+    encodes it). A remote backend's tokenizer lives on its server: words stand in for tokens there."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    if tokenizer is None:
+        return len(text.split())
+    return len(tokenizer(text=text, add_special_tokens=prompt)["input_ids"])
+
+
+def _pieces(backend: Any, text: str) -> list[str]:
+    """``text`` cut where the policy's tokens end (what a token-by-token stream sends); they join to ``text``.
+
+    A token that ends inside a multi-byte character waits for the next one (decoding it alone gives U+FFFD)."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    pieces: list[str] = []
+    if tokenizer is not None:
+        ids = tokenizer(text=text, add_special_tokens=False)["input_ids"]
+        sent = ""
+        for end in range(1, len(ids) + 1):
+            decoded = tokenizer.decode(ids[:end], clean_up_tokenization_spaces=False)
+            if decoded.endswith("\ufffd") and end < len(ids):
+                continue
+            pieces.append(decoded[len(sent):])
+            sent = decoded
+        if "".join(pieces) == text:
+            return [p for p in pieces if p]
+    return re.findall(r"\s*\S+|\s+", text)  # words, where the tokenizer's round trip changes the text
 
 
 async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[str, str]], *, max_tokens: int | None,
-                          temperature: float | None, user: str | None, seed: int | None = None) -> dict[str, Any]:
+                          temperature: float | None, user: str | None, seed: int | None = None,
+                          model: str = MODEL_ID) -> ChatResult:
     started = time.perf_counter()
+    if model != MODEL_ID:
+        raise NotFound(f"the model {model!r} does not exist here; the served model is {MODEL_ID!r} (GET /v1/models)",
+                       code="model_not_found")
     if not messages or messages[-1]["role"] != "user":
         raise InvalidInput("messages must end with a user message")
     dt = serving.runtime.decision_type(CONTENT_TYPE)
@@ -60,12 +131,12 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
     context = {"message": messages[-1]["content"], "messages": messages}
     verdict_out = None
     generated = None
+    policy = (await serving.runtime.aget(version)).policy
+    convo = list(messages)
+    if convo[0]["role"] != "system" and dt.prompt.system:
+        convo.insert(0, {"role": "system", "content": dt.prompt.system})
+    prompt = policy.backend.render(convo)
     if verdict_in.outcome not in (SafetyOutcome.BLOCK, SafetyOutcome.ESCALATE):
-        policy = (await serving.runtime.aget(version)).policy
-        convo = list(messages)
-        if convo[0]["role"] != "system" and dt.prompt.system:
-            convo.insert(0, {"role": "system", "content": dt.prompt.system})
-        prompt = policy.backend.render(convo)
         try:  # a conversation is not cut (that would change what was said): too long is refused
             await asyncio.to_thread(check_prompt, dt, policy.backend, prompt)
         except PromptTooLong as exc:
@@ -98,13 +169,15 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
                                    content=redact_values(generated if generated is not None else user_text), context=context,
                                    reasons=redact_values([r.to_dict() for v in (verdict_in, verdict_out) if v for r in v.reasons])))
     record_decision_metrics(decision, [v for v in (verdict_in, verdict_out) if v], version.name)
-    prompt_tokens = sum(len(m["content"].split()) for m in messages)
-    completion_tokens = len(text.split())
-    return {
-        "id": f"chatcmpl-{decision_id}", "object": "chat.completion", "created": int(time.time()), "model": version.name,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+    prompt_tokens = await asyncio.to_thread(_tokens, policy.backend, prompt, prompt=True)
+    completion_tokens = await asyncio.to_thread(_tokens, policy.backend, text, prompt=False)
+    body = {
+        "id": f"chatcmpl-{decision_id}", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
                      "finish_reason": "stop" if deliverable else "content_filter", "logprobs": None}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
         "system_fingerprint": version.id,
-        "arbiter": {"decision_id": decision_id, "safety_verdict": final.outcome.value, "policy_version_id": version.id},
+        "arbiter": {"decision_id": decision_id, "safety_verdict": final.outcome.value, "policy_version_id": version.id,
+                    "policy": version.name},
     }
+    return ChatResult(body, await asyncio.to_thread(_pieces, policy.backend, text))

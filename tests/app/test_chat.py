@@ -39,7 +39,7 @@ def test_completion_through_the_sdk(sdk, engine):
     result = sdk().chat.completions.create(model="arbiter", messages=[{"role": "user", "content": "Where is my parcel?"}],
                                            max_tokens=8, temperature=0)
     assert result.object == "chat.completion" and result.choices[0].finish_reason == "stop"
-    assert isinstance(result.choices[0].message.content, str) and result.model == "base-content"
+    assert isinstance(result.choices[0].message.content, str) and result.model == "arbiter"
     with Session(engine) as s:
         [row] = s.exec(select(Decision)).all()
     assert row.decision_type == "content" and row.id in result.id and row.output == result.choices[0].message.content
