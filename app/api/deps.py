@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -53,10 +54,20 @@ def _secret(request: Request) -> str:
     return request.headers.get("x-api-key", "").strip()
 
 
+# The two ways to send a key, declared as OpenAPI security schemes (and the /docs "Authorize" button);
+# `_secret` reads the same headers itself, so these never reject a request on their own.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="`Authorization: Bearer <key>` (what the OpenAI SDK sends).")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
+                              description="`X-API-Key: <key>`, the same key.")
+
+
 def require_roles(*roles: str):
     """Dependency factory: the caller's ApiKey, if its role is one of ``roles``."""
 
-    def dependency(request: Request, engine: EngineDep) -> ApiKey:
+    def dependency(request: Request, engine: EngineDep,
+                   _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+                   _header: Annotated[str | None, Security(API_KEY_HEADER)]) -> ApiKey:
         secret = _secret(request)
         if not secret:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})

@@ -11,7 +11,7 @@ import asyncio
 import importlib
 import pkgutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import app.api.routes as routes_pkg
 from app.api.input_guard import InputGuard
 from app.db import get_engine, ping
-from app.errors import ArbiterError, error_body
+from app.errors import ERROR_DESCRIPTIONS, ArbiterError, ErrorResponse, error_body, error_responses
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from app.services.warmup import WarmupStatus, warm_serving
 from app.settings import Settings, get_settings
@@ -88,6 +88,63 @@ def _include_routers(app: FastAPI) -> None:
         router = getattr(module, "router", None)
         if router is not None:
             app.include_router(router)
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def _error_answer(code: int) -> dict[str, Any]:
+    return {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to an OpenAPI document the error answers its generator cannot see, all with ``ErrorResponse``.
+
+    An operation with a security requirement answers 401 and 403 (``require_roles``); one with parameters or
+    a body, 422, in Arbiter's error shape (FastAPI's default ``HTTPValidationError`` is never sent: the
+    validation handler below renders errors like every other); one with a body, 413 (``BodySizeLimit``); one
+    with path parameters, 404. Codes particular to a route (409, 503, ...) are declared on the route with
+    ``app.errors.error_responses``."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in error_schema.pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    components.setdefault("ErrorResponse", error_schema)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            params = operation.get("parameters", [])
+            codes = []
+            if operation.get("security"):
+                codes += [401, 403]
+            if params or "requestBody" in operation:
+                codes.append(422)
+            if "requestBody" in operation:
+                codes.append(413)
+            if any(p.get("in") == "path" for p in params):
+                codes.append(404)
+            for code in codes:
+                if str(code) not in responses or code == 422:
+                    responses[str(code)] = _error_answer(code)
+            for code, answer in responses.items():  # a route's own error codes declared with a description only
+                if code[:1] in "45" and "content" not in answer:
+                    answer["content"] = {"application/json": {"schema": _ERROR_REF}}
+    text = str(schema["paths"])
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}'" not in text:
+            components.pop(unused, None)
+    return schema
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi  # FastAPI's own: builds the document once and caches it on the app
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate())
+        return app.openapi_schema
+
+    return openapi
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -153,7 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses=error_responses(503))
     def readyz() -> JSONResponse:
         """Readiness: the database answers and the serving policies are loaded (503 says what is not)."""
         try:
@@ -174,6 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     _include_routers(app)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(InputGuard)  # inside BodySizeLimit: it screens a body already bounded in size
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

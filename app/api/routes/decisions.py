@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import EngineDep, ServingDep, SessionDep, SettingsDep, require_roles
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, error_responses
 from app.models import ApiKey, Decision
 from app.services.decisions import decide, record_outcome
 from app.services.policies import canary_thresholds
@@ -64,7 +64,7 @@ class OutcomeOut(BaseModel):
     corrected_at: Optional[datetime] = Field(None, description="When the outcome was last corrected; null if never.")
 
 
-@router.post("/{decision_type}", response_model=DecisionOut)
+@router.post("/{decision_type}", response_model=DecisionOut, responses=error_responses(409, 503))
 async def post_decision(decision_type: str, body: DecisionRequest, response: Response, engine: EngineDep, serving: ServingDep,
                         settings: SettingsDep, key: AppKey,
                         idempotency_key: Annotated[Optional[str], Header(max_length=200)] = None) -> dict:

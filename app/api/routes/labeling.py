@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
+from app.errors import error_responses
 from app.models import ApiKey
 from app.services.agreement import compute_agreement
 from app.services.argilla_sync import ingest_webhook
@@ -18,7 +19,7 @@ from app.services.argilla_sync import ingest_webhook
 router = APIRouter(prefix="/v1/labeling", tags=["labeling"])
 
 
-@router.post("/argilla/webhook")
+@router.post("/argilla/webhook", responses=error_responses(401, 404, 413, 422, 502, 503))
 async def argilla_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Apply a signed `response.created` / `response.updated` delivery from Argilla."""
     body = await request.body()  # the raw bytes: the signature covers them exactly

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServingDep, require_roles
-from app.errors import InvalidInput
+from app.errors import InvalidInput, error_responses
 from app.models import ApiKey
 from app.services.moderations import moderation_response
 
@@ -52,7 +52,7 @@ def _texts(value: Union[str, list]) -> list[str]:
     return [item.text if isinstance(item, TextInput) else item for item in items]
 
 
-@router.post("/moderations")
+@router.post("/moderations", responses=error_responses(503))
 async def create_moderation(body: ModerationRequest, serving: ServingDep,
                             _: Annotated[ApiKey, Depends(require_roles("admin", "app", "reviewer"))]) -> dict:
     texts = _texts(body.input)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.input_guard import INT64_MAX
+from app.errors import error_responses
 from app.models import ApiKey
 from app.services import review
 
@@ -116,7 +117,7 @@ def get_item(item_id: str, session: SessionDep, _: ReviewerKey):
     return review.get_item(session, item_id)
 
 
-@router.post("/items/{item_id}/verdict", response_model=VerdictOut)
+@router.post("/items/{item_id}/verdict", response_model=VerdictOut, responses=error_responses(409))
 def post_verdict(item_id: str, body: VerdictIn, session: SessionDep, settings: SettingsDep, key: ReviewerKey):
     result = review.decide(
         session,
@@ -137,7 +138,7 @@ def post_verdict(item_id: str, body: VerdictIn, session: SessionDep, settings: S
     )
 
 
-@router.post("/items/{item_id}/reopen", response_model=ReviewItemOut)
+@router.post("/items/{item_id}/reopen", response_model=ReviewItemOut, responses=error_responses(409))
 def post_reopen(item_id: str, body: ReopenIn, session: SessionDep, key: AdminKey):
     """Admins only: undo a mistaken verdict. The item is pending again, the training data the verdict made is
     withdrawn, and the audit log keeps the old verdict and the reason."""
@@ -146,7 +147,7 @@ def post_reopen(item_id: str, body: ReopenIn, session: SessionDep, key: AdminKey
     return item
 
 
-@router.post("/harm-classifier/retrain", response_model=RetrainOut)
+@router.post("/harm-classifier/retrain", response_model=RetrainOut, responses=error_responses(422))
 def post_retrain(session: SessionDep, settings: SettingsDep, key: ReviewerKey) -> RetrainOut:
     artifact = review.retrain_harm_classifier(
         session, review.harm_classifier_dir(settings), actor=f"key:{key.id}"
