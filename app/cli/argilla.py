@@ -73,9 +73,11 @@ def push(
     settings, engine = cli_context()
     client = sync.open_client(sync.argilla_connection(settings))
     report = sync.push_comparisons(engine, client, sync.dataset_spec(settings, dataset, min_submitted),
-                              strategy=strategy, limit=limit, source=source, actor="cli:argilla.push")
+                              strategy=strategy, limit=limit, source=source, actor="cli:argilla.push",
+                              suggestions=sync.suggestion_policy(settings))
     emit(report.to_dict(), as_json, lambda: (
-        f"{report.pushed} pushed, {report.already_present} already there "
+        f"{report.pushed} pushed ({report.suggested} with a reliable judge's verdict pre-selected), "
+        f"{report.already_present} already there "
         f"(selected {report.selected} of {report.considered} by {strategy}: {report.reasons}) -> {report.dataset}"))
 
 

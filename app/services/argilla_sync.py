@@ -33,6 +33,7 @@ from app.audit import append_audit
 from app.db import session_scope
 from app.errors import ArbiterError, InvalidInput, NotFound, Unavailable
 from app.models import ArgillaPush, Candidate, Comparison, Label, Task, utcnow
+from app.services.agreement import compute_agreement
 from app.settings import Settings
 from labeling.argilla import (
     ArgillaAuthError,
@@ -44,11 +45,18 @@ from labeling.argilla import (
     EmbeddedArgillaConfig,
     HumanResponse,
     InvalidWebhook,
-    JudgeSuggestion,
     PushItem,
     event_dataset,
     parse_response_event,
     verify_delivery,
+)
+from labeling.argilla.suggestions import (
+    JudgeOpinion,
+    JudgeReliability,
+    SuggestionPolicy,
+    assess_judges,
+    choose_suggestion,
+    render_judges,
 )
 from labeling.selection import Candidate as SelectionCandidate
 from labeling.selection import select_for_annotation
@@ -65,6 +73,7 @@ __all__ = [
     "open_client",
     "pull_labels",
     "push_comparisons",
+    "suggestion_policy",
     "register_webhook",
     "store_webhook_secret",
     "upsert_human_labels",
@@ -164,6 +173,7 @@ class PushReport:
     already_present: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
+    suggested: int = 0  # records with a reliable judge's verdict pre-selected
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -204,14 +214,30 @@ def _render_prompt(task: Task) -> str:
     return "\n\n".join(f"**{str(m.get('role', 'user')).capitalize()}:** {m['content']}" for m in messages)
 
 
-def _suggestion(labels: list[Label]) -> JudgeSuggestion | None:
-    """The judge verdict shown pre-selected: an LLM judge before a local model, most confident first."""
-    decisive = [lb for lb in labels if lb.choice in ("a", "b", "tie")]
-    if not decisive:
-        return None
-    best = min(decisive, key=lambda lb: (JUDGE_SOURCES.index(lb.source), -lb.confidence))
-    return JudgeSuggestion(choice=best.choice, agent=(best.judge or best.producer)[:200],  # type: ignore[arg-type]
-                           score=min(max(best.confidence, 0.0), 1.0))
+def suggestion_policy(settings: Settings) -> SuggestionPolicy:
+    """The `ARBITER_ARGILLA_SUGGESTION_*` thresholds a judge must pass to pre-select its verdict."""
+    return SuggestionPolicy(min_consistency=settings.argilla_suggestion_min_consistency,
+                            min_labels=settings.argilla_suggestion_min_labels,
+                            min_agreement=settings.argilla_suggestion_min_agreement)
+
+
+def judge_reliability(session: Session, policy: SuggestionPolicy) -> dict[str, JudgeReliability]:
+    """Every judge's measured position consistency (over all its labels in the store) and agreement with the
+    human majority (`compute_agreement`), assessed against `policy`."""
+    consistency: dict[str, list[bool]] = {}
+    for judge, producer, details in session.exec(
+            select(Label.judge, Label.producer, Label.details).where(col(Label.source).in_(JUDGE_SOURCES))):
+        flag = (details or {}).get("consistent")
+        if isinstance(flag, bool):
+            consistency.setdefault(judge or producer, []).append(flag)
+    agreement = {j.judge: (j.n, j.agreement) for j in compute_agreement(session).judges}
+    return assess_judges(consistency, agreement, policy)
+
+
+def _opinions(labels: list[Label]) -> list[JudgeOpinion]:
+    return [JudgeOpinion(judge=lb.judge or lb.producer, choice=lb.choice, confidence=lb.confidence,
+                         reasoning=lb.rationale or "", consistent=(lb.details or {}).get("consistent"))
+            for lb in labels if lb.choice in ("a", "b", "tie")]
 
 
 def push_comparisons(
@@ -224,7 +250,12 @@ def push_comparisons(
     actor: str = "cli",
     batch_size: int = 100,
 ) -> PushReport:
-    """Select up to `limit` comparisons not yet in `spec`'s dataset and push them (see module doc)."""
+    """Select up to `limit` comparisons not yet in `spec`'s dataset and push them (see module doc).
+
+    A judge's verdict is pre-selected only when the judge passes `suggestions` (default: the default
+    `ARBITER_ARGILLA_SUGGESTION_*` thresholds; `suggestion_policy(settings)` gives the configured ones);
+    every judge's answer, confidence and reasoning is shown in the record's `judges` field either way."""
+    suggestions: SuggestionPolicy | None = None,
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
     report = PushReport(dataset=spec.name, strategy=strategy)
@@ -238,6 +269,7 @@ def push_comparisons(
         labels = _judge_labels(session, [c.id for c in comparisons])
         try:
             selected = select_for_annotation([_selection_candidate(c, labels.get(c.id, [])) for c in comparisons],
+        reliability = judge_reliability(session, suggestions or SuggestionPolicy())
                                              budget=limit, strategy=strategy)  # type: ignore[arg-type]
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
@@ -254,6 +286,8 @@ def push_comparisons(
         a, b = cands[comparison.candidate_a_id], cands[comparison.candidate_b_id]
         items.append(PushItem(
             comparison_id=comparison.id,
+        opinions = _opinions(labels.get(comparison.id, []))
+        suggestion = choose_suggestion(opinions, reliability)
             prompt=_render_prompt(task),
             response_a=a.content or a.action or "",
             response_b=b.content or b.action or "",
@@ -261,10 +295,12 @@ def push_comparisons(
             task_kind=task.decision_type or task.kind,
             priority=s.priority,
             selection_reason=s.reason,
-            suggestion=_suggestion(labels.get(comparison.id, [])),
+            suggestion=suggestion,
+            judges=render_judges(opinions, reliability, suggestion) if opinions else None,
         ))
         report.reasons[s.reason] = report.reasons.get(s.reason, 0) + 1
     report.selected = len(items)
+        report.suggested += suggestion is not None
     if not items:
         return report
 

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from labeling.argilla.review_schema import ReviewDatasetSpec
 from labeling.argilla.schema import (
+    JUDGES_FIELD,
     DatasetSpec,
     HumanResponse,
     PushItem,
@@ -237,9 +238,10 @@ class ArgillaClient:
             on_confirmed(list(result.already_present))
 
         todo = [item for item in items if str(item.comparison_id) not in present]
+        with_judges = JUDGES_FIELD in {f.name for f in dataset.fields}
         for start in tqdm(range(0, len(todo), batch_size), desc="push to Argilla", unit="batch", disable=not todo):
             batch = todo[start : start + batch_size]
-            records = [to_record(item) for item in batch]
+            records = [to_record(item, with_judges=with_judges) for item in batch]
             with sdk_errors(f"push {len(records)} records to {spec.name!r}"):
                 dataset.records.log(records, batch_size=len(records))
             batch_ids = [str(item.comparison_id) for item in batch]

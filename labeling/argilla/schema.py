@@ -46,6 +46,7 @@ PREFERENCE_LABELS: dict[str, str] = {"a": "Response A", "b": "Response B", "tie"
 SAFETY_FLAGS: dict[str, str] = {"a_unsafe": "Response A is unsafe", "b_unsafe": "Response B is unsafe"}
 
 FIELD_NAMES = ("prompt", "response_a", "response_b")
+JUDGES_FIELD = "judges"  # optional: who said what (datasets made before it lack it, and still work)
 PREFERENCE_QUESTION = "preference"
 RATIONALE_QUESTION = "rationale"
 SAFETY_QUESTION = "safety_flags"
@@ -80,7 +81,8 @@ class PushItem:
     task_kind: str = "preference"
     priority: float = 0.0  # higher is more urgent; what active selection scored
     selection_reason: str | None = None  # why selection picked it ("inconsistent", ...)
-    suggestion: JudgeSuggestion | None = None
+    suggestion: JudgeSuggestion | None = None  # pre-selected: only a reliable judge's (`suggestions`)
+    judges: str | None = None  # markdown: every judge's answer, confidence, reasoning and reliability
 
     def __post_init__(self) -> None:
         if not str(self.comparison_id):
@@ -133,6 +135,8 @@ def build_settings(spec: DatasetSpec) -> rg.Settings:
             rg.TextField(name="prompt", title="Prompt", use_markdown=True),
             rg.TextField(name="response_a", title="Response A", use_markdown=True),
             rg.TextField(name="response_b", title="Response B", use_markdown=True),
+            rg.TextField(name=JUDGES_FIELD, title="What the judges said (pre-selected only from a reliable judge)",
+                         use_markdown=True, required=False),
         ],
         questions=[
             rg.LabelQuestion(
@@ -182,8 +186,9 @@ def shown(text: str) -> str:
     return text if text.strip() else "_(empty)_"
 
 
-def to_record(item: PushItem) -> rg.Record:
-    """The Argilla record for one comparison; its id is the comparison id."""
+def to_record(item: PushItem, with_judges: bool = True) -> rg.Record:
+    """The Argilla record for one comparison; its id is the comparison id. `with_judges=False` for a
+    dataset made before the `judges` field existed."""
     metadata: dict[str, Any] = {"source": item.source, "task_kind": item.task_kind, "priority": float(item.priority)}
     if item.selection_reason:
         metadata["selection_reason"] = item.selection_reason
@@ -198,10 +203,13 @@ def to_record(item: PushItem) -> rg.Record:
                 type="model",
             )
         )
+    fields = {"prompt": shown(item.prompt), "response_a": shown(item.response_a),
+              "response_b": shown(item.response_b)}
+    if with_judges and item.judges:
+        fields[JUDGES_FIELD] = item.judges
     return rg.Record(
         id=str(item.comparison_id),
-        fields={"prompt": shown(item.prompt), "response_a": shown(item.response_a),
-                "response_b": shown(item.response_b)},
+        fields=fields,
         metadata=metadata,
         suggestions=suggestions,
     )

@@ -34,6 +34,7 @@ from app.services.argilla_sync import (
 )
 from app.settings import get_settings
 from labeling.argilla import ArgillaConnection, free_port, stop_embedded
+from labeling.argilla.suggestions import SuggestionPolicy
 from labeling.argilla.testing import LiveArgilla
 
 pytestmark = pytest.mark.argilla
@@ -97,7 +98,10 @@ def test_push_by_uncertainty_pull_and_update(engine, argilla_settings, live):
     client = open_client(ArgillaConnection(argilla_settings.argilla_api_url, argilla_settings.argilla_api_key))
     spec = dataset_spec(argilla_settings)
 
-    first = push_comparisons(engine, client, spec, strategy="uncertainty", limit=3)
+    # judge-1 is the more confident but kept 4 of its 5 verdicts when the responses were swapped (0.8);
+    # judge-2 kept all 5. Only a judge at 0.9 or more, over 5 labels or more, may pre-select.
+    strict = SuggestionPolicy(min_consistency=0.9, min_labels=5)
+    first = push_comparisons(engine, client, spec, strategy="uncertainty", limit=3, suggestions=strict)
     assert (first.considered, first.selected, first.pushed) == (5, 3, 3)
     assert first.reasons == {"inconsistent": 1, "disagreement": 1, "small_margin": 1}
     assert _count(engine, ArgillaPush) == 3 and _count(engine, AuditEntry, AuditEntry.action == "argilla.pushed") == 1
@@ -106,11 +110,20 @@ def test_push_by_uncertainty_pull_and_update(engine, argilla_settings, live):
     queue = _records(http, spec.name)  # what an annotator sees, highest priority first
     assert [r["external_id"] for r in queue] == [ids[0], ids[1], ids[3]]  # inconsistent, disputed, margin 0.2
     assert queue[0]["fields"]["prompt"].startswith("Question 0")
-    suggestion = queue[0]["suggestions"][0]
-    assert (suggestion["value"], suggestion["agent"], suggestion["score"]) == ("a", "judge-1", 0.9)
+    [suggestion] = queue[0]["suggestions"]
+    assert (suggestion["value"], suggestion["agent"], suggestion["score"]) == ("a", "judge-2", 0.6)
+    assert first.suggested == 3
+    judges = queue[0]["fields"]["judges"]  # who said what, how sure, and why judge-1 is not pre-selected
+    assert "**judge-1**: Response A, confidence 0.90 (changed when the responses were swapped)" in judges
+    assert "not pre-selected: position consistency 0.80 < 0.90" in judges
+    assert "**judge-2**: Response B, confidence 0.60" not in judges and "**pre-selected**" in judges
 
+    # With the default thresholds (20 measured labels), neither judge is trusted yet: nothing pre-selected.
     second = push_comparisons(engine, client, spec, strategy="uncertainty", limit=10)
-    assert (second.considered, second.pushed, second.already_present) == (2, 2, 0)
+    assert (second.considered, second.pushed, second.already_present, second.suggested) == (2, 2, 0, 0)
+    later = [r for r in _records(http, spec.name) if r["external_id"] in (ids[2], ids[4])]
+    assert len(later) == 2 and all(not r["suggestions"] for r in later)
+    assert all("position consistency measured on 5 label(s), fewer than 20" in r["fields"]["judges"] for r in later)
     assert _count(engine, ArgillaPush) == 5
     assert push_comparisons(engine, client, spec, limit=10).selected == 0  # nothing left: no duplicates
 
