@@ -90,7 +90,8 @@ def bind_audit_key(engine: Engine, key: bytes | None) -> None:
 
 
 def _bound_key(session: Session) -> bytes | None:
-    return _BOUND_KEYS.get(session.get_bind().url)
+    bind = session.get_bind()  # an Engine, or a Connection when the session was opened on one
+    return _BOUND_KEYS.get(bind.engine.url)
 
 
 # --- writing -------------------------------------------------------------------------------------

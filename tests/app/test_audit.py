@@ -316,3 +316,15 @@ def test_cli_head_export_then_verify_detects_truncation(keyed, run_cli, monkeypa
     assert "exported head is entry 4" in run_cli("audit", "verify", "--expect-head", str(anchor)).stdout
     garbage = run_cli("audit", "verify", "--expect-head", "4:nothex")
     assert garbage.exit_code == 2 and "SEQ:HASH" in garbage.output
+
+
+def test_session_on_a_connection_finds_the_key(keyed):
+    engine, key = keyed
+    with engine.connect() as conn:
+        with Session(bind=conn) as s:
+            mac = append_audit(s, "tester", "thing.changed", "thing", "c1").mac
+            s.commit()
+        conn.commit()
+    assert mac
+    with Session(engine) as s:
+        assert verify_chain(s, key=key).keyed_entries == 1
