@@ -43,6 +43,21 @@ class ModerationRequest(BaseModel):
                              "the moderation policy may treat a category differently (profanity counts on output only).")
 
 
+class ModerationResultOut(BaseModel):
+    flagged: bool = Field(description="Whether the moderation policy would act on this text at the stage.")
+    categories: dict[str, bool] = Field(description="Every OpenAI moderation category: flagged by a provider.")
+    category_scores: dict[str, float] = Field(description="Every OpenAI moderation category: the highest score any provider gave it.")
+    category_applied_input_types: dict[str, list[str]]
+    arbiter: dict = Field(description="Arbiter's extras: outcome, decided_by, fallback, errors, other_categories, other_scores, "
+                                      "providers, coverage, pii (kinds only), stage.")
+
+
+class ModerationOut(BaseModel):
+    id: str
+    model: str
+    results: list[ModerationResultOut]
+
+
 def _texts(value: Union[str, list]) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not items or len(items) > MAX_INPUTS:
@@ -52,7 +67,7 @@ def _texts(value: Union[str, list]) -> list[str]:
     return [item.text if isinstance(item, TextInput) else item for item in items]
 
 
-@router.post("/moderations", responses=error_responses(503))
+@router.post("/moderations", response_model=ModerationOut, responses=error_responses(503))
 async def create_moderation(body: ModerationRequest, serving: ServingDep,
                             _: Annotated[ApiKey, Depends(require_roles("admin", "app", "reviewer"))]) -> dict:
     texts = _texts(body.input)
