@@ -7,8 +7,9 @@ A labelled set is JSON Lines, one text per line, labelled either per category or
     {"text": "Where is my parcel?", "flagged": false}
 
 - `categories` maps category names (OpenAI's, e.g. `hate`, `self-harm/intent`, or any other name a
-  provider reports, e.g. `prompt_injection`) to true/false (or 1/0). Every category named anywhere in
-  the file is evaluated; a line with `categories` counts as a negative for the ones it leaves out.
+  provider reports, e.g. `prompt_injection`) to true/false (or 1/0), or lists the names that are
+  true (`"categories": ["hate"]`, `[]` for a safe text). Every category named anywhere in the file is
+  evaluated; a line with `categories` counts as a negative for the ones it leaves out.
   Lines with only `flagged` count for "any unsafe" and for no category.
 - `flagged` is the "any unsafe" label; without it, a line is unsafe when any category is true.
 
@@ -76,9 +77,11 @@ def read_labelled(path: str | Path) -> list[LabelledText]:
             if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 raise ValueError(f'{where}: expected an object with a "text" string')
             categories = row.get("categories")
+            if isinstance(categories, list) and all(isinstance(c, str) for c in categories):
+                categories = dict.fromkeys(categories, True)
             if categories is not None:
                 if not isinstance(categories, dict) or not all(isinstance(k, str) and k for k in categories):
-                    raise ValueError(f'{where}: "categories" must map category names to true/false')
+                    raise ValueError(f'{where}: "categories" must map category names to true/false or list names')
                 categories = {k: _bool(v, f"{where}: categories.{k}") for k, v in categories.items()}
             if "flagged" in row:
                 unsafe = _bool(row["flagged"], f"{where}: flagged")

@@ -95,6 +95,17 @@ def test_undefined_metrics_are_null_and_unscored_categories_are_said(guarded_cli
     assert self_harm["fpr"] == 0.0
 
 
+def test_categories_may_be_listed_by_name(guarded_cli, tmp_path):
+    """`"categories": ["violence"]` means the same as `{"violence": true}`, `[]` a safe text: the
+    known answers of the first test come out again."""
+    run_cli, _ = guarded_cli
+    rows = [(t, {"categories": [c for c, v in label["categories"].items() if v]} if "categories" in label else label, a)
+            for t, label, a in ROWS]
+    out = _strict_json(run_cli("safety", "eval", "--data", _write(tmp_path, rows), "--bootstrap", 0, "--json").stdout)
+    assert out["metrics"]["violence"]["auprc"] == pytest.approx(0.8333, abs=1e-4)
+    assert out["metrics"]["any"]["f1"] == pytest.approx(2 / 3, abs=1e-4)
+
+
 def test_text_report_names_the_chain(guarded_cli, tmp_path):
     run_cli, _ = guarded_cli
     result = run_cli("safety", "eval", "--data", _write(tmp_path, ROWS), "--bootstrap", 0)
