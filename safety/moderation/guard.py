@@ -8,6 +8,10 @@ sent and how its answer reads is `safety.moderation.guard_formats`.
 
 Every failure maps to a `ProviderError` in one place (`_map_error`): a timeout, a connection
 error, an HTTP error status, or an answer that does not follow the family's format ("malformed").
+Every text goes as the user's turn, generated outputs too: the provider contract carries texts,
+not conversations, so the guard judges a reply as it would a prompt (Llama Guard and Qwen3Guard
+judge an assistant turn best with the user's turn before it, which this provider cannot send).
+
 One failed request fails the whole batch, so the fallback chain (`safety.moderation.chain`) hands
 the batch to the next provider and the report says why; this module never falls back on its own,
 never reads the environment, and sends only the text it was given (the layer decides what that is).
