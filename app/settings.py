@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     argilla_suggestion_min_agreement: float = Field(0.6, ge=0.0, le=1.0, description="Where humans labeled enough of the same pairs, a judge also needs at least this agreement with the human majority to pre-select.")
     argilla_webhook_secret: str = Field("", description="Standard Webhooks secret (whsec_...) of the Argilla webhook.")
     argilla_port: int = Field(6900, description="Port of the embedded Argilla server.")
-    redis_url: str = Field("redis://127.0.0.1:6379/3", description="Redis used by the embedded Argilla server (a database of its own: its queue names are fixed).")
+    redis_url: str = Field("", description="Redis used by the embedded Argilla server, which needs a database of its own (its queue names are fixed). Default: `redis://127.0.0.1:6379/<n>` with n = 1 + `ARBITER_ARGILLA_PORT` mod 15, so embedded instances on different ports do not share one.")
 
     # --- moderation ----------------------------------------------------------------------------
     moderation_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")

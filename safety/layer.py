@@ -10,9 +10,11 @@
   output-stage rules, moderation of the text, and whether the proposed action was masked.
 
 The layer fails closed: a rule that cannot be evaluated, or moderation with every harm provider
-down, escalates to a human instead of letting the output through. It holds no state between
-calls, so one instance serves concurrent requests. It does not persist anything or queue review
-items; the app does that with `Verdict.needs_review`.
+down, escalates to a human instead of letting the output through; text in a language no harm
+provider that decided covers gets what the rule set's `uncovered_language` says (escalate by
+default), never a silent allow. It holds no state between calls, so one instance serves
+concurrent requests. It does not persist anything or queue review items; the app does that with
+`Verdict.needs_review`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safety.language import default_language_detector
 from safety.moderation.base import ProviderError
 from safety.moderation.chain import ModerationReport, Moderator
 from safety.moderation.guard import GuardModeration, GuardModerationConfig
@@ -87,8 +90,9 @@ def default_moderator(
     remote_order: Sequence[str] = ("guard", "openai"),
 ) -> Moderator:
     """The remote providers that are configured (a guard model, OpenAI) in `remote_order`, with the
-    local harm classifier and profanity as fallback, plus the injection heuristics. Without a saved
-    classifier, one is trained on the seed set (~0.2 s)."""
+    local harm classifier and profanity as fallback, plus the injection heuristics, and language
+    coverage (lingua, shared per process). Without a saved classifier, one is trained on the seed
+    set (~0.2 s)."""
     harm = load_harm_classifier(harm_classifier_path) if harm_classifier_path else train_harm_classifier([])
     remote = {
         "guard": GuardModeration(guard) if guard else None,
@@ -101,6 +105,7 @@ def default_moderator(
         primary=[remote[name] for name in remote_order if remote[name] is not None],
         fallback=[harm, ProfanityModeration()],
         detectors=[InjectionHeuristics()],
+        language=default_language_detector(),
     )
 
 
@@ -221,6 +226,7 @@ class SafetyLayer:
                     ruleset_name=ruleset.name,
                     ruleset_hash=ruleset.hash,
                     errors=[r.message for r in extra if r.code in ("rule-error", "moderation-unavailable")],
+                    uncovered_language=ruleset.uncovered_language,
                 )
             )
         return verdicts

@@ -14,6 +14,10 @@ the stage's text: `input.text` or `output.text`) and `mask` (input stage only; `
 masks those, `keep: [...]` masks every other action, and in a `for_each_action` rule a bare mask
 masks the action being examined, whose name replaces `{action}` in field paths).
 
+A rule set may also say what happens to text in a language no moderation provider in the chain
+covers (`safety.language`): `uncovered_language: escalate` (the default: a human reads it),
+`block`, or `mark` (served, with the verdict saying so). It is never a silent allow.
+
 A rule set's version is the SHA-256 of its parsed content in canonical JSON, so reformatting or
 commenting the YAML does not change it and any change of meaning does. Validation errors name the
 file, the rule and the field. Turning rule hits into one verdict is `safety.verdict`'s job.
@@ -53,6 +57,7 @@ __all__ = [
 
 SHIPPED_DIR = Path(__file__).parent / "rulesets"
 EFFECTS = ("block", "escalate", "redact", "mask")
+UNCOVERED_LANGUAGE_EFFECTS = ("escalate", "block", "mark")
 STAGES = ("input", "output")
 TEXT_FIELD = {"input": "input.text", "output": "output.text"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -115,6 +120,7 @@ class RuleSet:
     description: str = ""
     source: str = "<memory>"
     document: dict[str, Any] = field(default_factory=dict, repr=False)  # the parsed YAML, for storing
+    uncovered_language: str = "escalate"  # what text no moderation provider's languages cover gets
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -209,7 +215,9 @@ def parse_ruleset(document: Any, source: str = "<memory>") -> RuleSet:
     """Validate a parsed YAML document and build the rule set."""
     if not isinstance(document, Mapping):
         raise RuleSetError(source, None, "(top level)", "expected a mapping")
-    unknown = sorted(set(document) - {"name", "decision_type", "description", "actions", "lists", "rules"})
+    unknown = sorted(
+        set(document) - {"name", "decision_type", "description", "actions", "lists", "rules", "uncovered_language"}
+    )
     if unknown:
         raise RuleSetError(source, None, unknown[0], f"unknown top-level keys {unknown}")
     for key in ("name", "decision_type"):
@@ -224,6 +232,11 @@ def parse_ruleset(document: Any, source: str = "<memory>") -> RuleSet:
     for name, values in lists.items():
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
             raise RuleSetError(source, None, f"lists.{name}", "expected a non-empty list of strings")
+    uncovered = document.get("uncovered_language", "escalate")
+    if uncovered not in UNCOVERED_LANGUAGE_EFFECTS:
+        raise RuleSetError(
+            source, None, "uncovered_language", f"expected one of {list(UNCOVERED_LANGUAGE_EFFECTS)}, got {uncovered!r}"
+        )
     rules_data = document.get("rules")
     # An empty list is allowed: it declares a decision type that has no hard constraints (yet).
     if not isinstance(rules_data, list):
@@ -245,6 +258,7 @@ def parse_ruleset(document: Any, source: str = "<memory>") -> RuleSet:
         description=str(document.get("description", "")),
         source=source,
         document=json.loads(json.dumps(document, default=str)),
+        uncovered_language=uncovered,
     )
 
 

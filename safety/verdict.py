@@ -13,7 +13,10 @@ Outcomes, from most to least severe (the most severe reason wins):
 
 Whatever the outcome, the verdict carries everything any reason produced (redacted text, masked
 actions), so a reviewer sees all of it. `ModerationPolicy` decides how a moderation flag maps to an
-outcome. This module does not run providers or rules; `safety.layer` does and calls `combine`.
+outcome. Text in a language no deciding moderation provider covers gets a "language-uncovered"
+reason whose outcome the rule set chose (`uncovered_language`: escalate, block, or mark = allow,
+recorded), and the verdict carries the coverage either way. This module does not run providers
+or rules; `safety.layer` does and calls `combine`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from safety.language import Coverage
 from safety.moderation.base import ModerationResult
 from safety.moderation.chain import ModerationReport
 from safety.pii import Span, apply_redactions
 from safety.rules import RuleHit
 
-__all__ = ["SEVERITY", "ModerationPolicy", "Outcome", "Reason", "Verdict", "combine", "most_severe"]
+__all__ = [
+    "SEVERITY",
+    "ModerationPolicy",
+    "Outcome",
+    "Reason",
+    "Verdict",
+    "combine",
+    "coverage_reason",
+    "most_severe",
+]
 
 
 class Outcome(StrEnum):
@@ -86,7 +99,8 @@ class Reason:
 
     `source` is "rule" (code = rule id), "moderation" (code = "provider:category", with the
     provider, category and score) or "safety" (the layer itself: code "action-masked",
-    "no-allowed-action", "unknown-action", "rule-error", "moderation-unavailable").
+    "no-allowed-action", "unknown-action", "rule-error", "moderation-unavailable",
+    "language-uncovered").
     """
 
     source: str
@@ -127,6 +141,7 @@ class Verdict:
     fallback: bool = False  # the primary moderation provider failed and a local one decided
     fell_back_from: tuple[tuple[str, str], ...] = ()  # (provider, error kind) of each moderation provider that failed
     errors: tuple[str, ...] = ()
+    coverage: Coverage | None = None  # the checked text's language and whether moderation covers it
 
     @property
     def needs_review(self) -> bool:
@@ -164,6 +179,7 @@ class Verdict:
             "moderation_decided_by": list(self.moderation_decided_by),
             "fallback": self.fallback,
             "errors": list(self.errors),
+            "language_coverage": self.coverage.to_dict() if self.coverage else None,
         }
 
 
@@ -196,6 +212,24 @@ def moderation_reasons(report: ModerationReport, policy: ModerationPolicy, stage
     return reasons
 
 
+_UNCOVERED_OUTCOME = {"escalate": Outcome.ESCALATE, "block": Outcome.BLOCK, "mark": Outcome.ALLOW}
+
+
+def coverage_reason(coverage: Coverage | None, uncovered_language: str = "escalate") -> Reason | None:
+    """The reason an uncovered language gives (None when the text is covered or undetermined).
+    `uncovered_language` is the rule set's choice; "mark" keeps the outcome but records the reason."""
+    if coverage is None or not coverage.uncovered:
+        return None
+    what = "part of the text is" if coverage.status == "partial" else "the text is"
+    return Reason(
+        "safety",
+        "language-uncovered",
+        _UNCOVERED_OUTCOME[uncovered_language],
+        f"{what} in {coverage.language!r}, which no moderation provider that decided covers "
+        f"(coverage: {coverage.status})",
+    )
+
+
 def combine(
     *,
     stage: str,
@@ -211,11 +245,15 @@ def combine(
     ruleset_name: str | None = None,
     ruleset_hash: str | None = None,
     errors: Sequence[str] = (),
+    uncovered_language: str = "escalate",
 ) -> Verdict:
     """One verdict from everything the layer found. The outcome is the most severe reason's."""
     reasons = [Reason("rule", hit.rule_id, _EFFECT_OUTCOME[hit.effect], hit.message) for hit in rule_hits]
     if moderation is not None:
         reasons.extend(moderation_reasons(moderation, policy or ModerationPolicy(), stage))
+        uncovered = coverage_reason(moderation.coverage, uncovered_language)
+        if uncovered is not None:
+            reasons.append(uncovered)
     reasons.extend(extra_reasons)
     spans = tuple(sorted({s for hit in rule_hits if hit.effect == "redact" for s in hit.spans}))
     redacted = apply_redactions(text, spans) if text is not None and spans else text
@@ -236,4 +274,5 @@ def combine(
         fallback=moderation.fallback if moderation else False,
         fell_back_from=moderation.fell_back_from if moderation else (),
         errors=tuple(errors) + (moderation.errors if moderation else ()),
+        coverage=moderation.coverage if moderation else None,
     )

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,9 +17,25 @@ from app.db import get_engine, upgrade_schema
 from app.errors import ArbiterError
 from app.settings import Settings, get_settings
 
-__all__ = ["cli_context", "emit", "fail", "handle_errors", "lazy_module", "JsonOpt"]
+__all__ = ["cli_context", "emit", "fail", "handle_errors", "lazy_module", "resolve_recipe", "JsonOpt", "SHIPPED_RECIPES"]
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+SHIPPED_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def resolve_recipe(recipe: Path | str) -> Path:
+    """A recipe file: a path that exists, else a shipped recipe by name (``dpo_content``, ``dpo_content.yaml`` or
+    ``recipes/dpo_content.yaml``), so the README's commands work from any directory."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    shipped = SHIPPED_RECIPES / name
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in SHIPPED_RECIPES.glob("*.yaml")))
+    raise ArbiterError(f"recipe {recipe} does not exist (neither as a file nor as a shipped recipe: {known})",
+                       code="bad_recipe", status=422)
 
 
 class lazy_module:  # noqa: N801 - stands in for a module name

@@ -17,13 +17,21 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import JsonOpt, cli_context, emit, handle_errors, lazy_module
+from app.cli.common import (
+    SHIPPED_RECIPES,
+    JsonOpt,
+    cli_context,
+    emit,
+    handle_errors,
+    lazy_module,
+    resolve_recipe,
+)
 from app.db import session_scope
 from app.models import PolicyVersion
 
 svc = lazy_module("app.services.policies")  # loads torch: imported when a command runs, not for --help
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = SHIPPED_RECIPES
 
 
 def _public(row: PolicyVersion) -> dict:
@@ -165,7 +173,7 @@ def _training_out(row: PolicyVersion, result) -> dict:
 
 
 @handle_errors
-def train_dpo(recipe: Path = typer.Option(RECIPES / "dpo_content.yaml", "--recipe", help="Recipe YAML (recipes/dpo_*)."),
+def train_dpo(recipe: Path = typer.Option(RECIPES / "dpo_content.yaml", "--recipe", help="Recipe YAML file, or a shipped recipe's name (dpo_content, dpo_routing)."),
               data: Path | None = typer.Option(None, "--data", help="Pair file (prompt | conversational | hh JSONL)."),
               snapshot: str | None = typer.Option(None, "--snapshot", help="DatasetSnapshot id of labels."),
               from_outcomes: bool = typer.Option(False, "--from-outcomes", help="Pairs from logged decisions' rewards."),
@@ -176,14 +184,14 @@ def train_dpo(recipe: Path = typer.Option(RECIPES / "dpo_content.yaml", "--recip
 
     settings, engine = cli_context()
     logging.getLogger("policies").setLevel(logging.INFO)
-    row, result = train_dpo_job(settings, engine, recipe_path=recipe, data=data, snapshot_id=snapshot,
+    row, result = train_dpo_job(settings, engine, recipe_path=resolve_recipe(recipe), data=data, snapshot_id=snapshot,
                                 from_outcomes=from_outcomes, max_steps=max_steps, wrap_training=_stderr_only)
     out = _training_out(row, result)
     emit(out, as_json, f"registered candidate {row.id} ({row.name}); loss {result.metrics.get('train_loss')}")
 
 
 @handle_errors
-def train_rl(recipe: Path = typer.Option(RECIPES / "rl_content_grpo.yaml", "--recipe", help="Recipe YAML (recipes/rl_*)."),
+def train_rl(recipe: Path = typer.Option(RECIPES / "rl_content_grpo.yaml", "--recipe", help="Recipe YAML file, or a shipped recipe's name (rl_content_grpo, rl_content_rloo)."),
              reward_model: str | None = typer.Option(None, "--reward-model", help="RewardModelVersion id (default: active)."),
              data: Path | None = typer.Option(None, "--data", help="Prompts from a pair file."),
              snapshot: str | None = typer.Option(None, "--snapshot", help="Prompts from a DatasetSnapshot."),
@@ -195,7 +203,7 @@ def train_rl(recipe: Path = typer.Option(RECIPES / "rl_content_grpo.yaml", "--re
 
     settings, engine = cli_context()
     logging.getLogger("policies").setLevel(logging.INFO)
-    row, result = train_rl_job(settings, engine, recipe_path=recipe, reward_model_id=reward_model, data=data,
+    row, result = train_rl_job(settings, engine, recipe_path=resolve_recipe(recipe), reward_model_id=reward_model, data=data,
                                snapshot_id=snapshot, from_decisions=from_decisions, max_steps=max_steps,
                                wrap_training=_stderr_only)
     out = _training_out(row, result)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import typer
 
-from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
+from app.cli.common import SHIPPED_RECIPES, JsonOpt, cli_context, emit, fail, handle_errors, resolve_recipe
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import RewardModelVersion
 from app.services import reward
 
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "reward_minilm.yaml"
+DEFAULT_RECIPE = SHIPPED_RECIPES / "reward_minilm.yaml"
 
 
 def _public(row: RewardModelVersion) -> dict:
@@ -38,7 +38,7 @@ def train_reward(
     snapshot: str | None = typer.Option(None, "--snapshot", help="Train on this DatasetSnapshot id."),
     data: Path | None = typer.Option(None, "--data", help="Train on a pair file (prompt | conversational | hh JSONL)."),
     from_labels: bool = typer.Option(False, "--from-labels", help="Snapshot the store's labels now and train on that."),
-    recipe: Path = typer.Option(DEFAULT_RECIPE, "--recipe", help="Recipe YAML (see recipes/)."),
+    recipe: Path = typer.Option(DEFAULT_RECIPE, "--recipe", help="Recipe YAML file, or a shipped recipe's name (reward_minilm, reward_hh, ...)."),
     overrides: list[str] = typer.Option([], "--set", help="Recipe override key=value (repeatable)."),
     min_confidence: float = typer.Option(0.0, "--min-confidence", help="Snapshot rule: drop labels below this."),
     sources: str = typer.Option("human,reviewer,llm_judge,local_model", "--sources", help="Snapshot rule: label sources."),
@@ -52,8 +52,7 @@ def train_reward(
 
     if sum([snapshot is not None, data is not None, from_labels]) != 1:
         fail("give exactly one of --snapshot ID, --data FILE or --from-labels", code=2, as_json=as_json)
-    if not recipe.exists():
-        fail(f"recipe {recipe} does not exist", code=2, as_json=as_json)
+    recipe = resolve_recipe(recipe)
     try:
         rules = SnapshotRules(tuple(s.strip() for s in sources.split(",") if s.strip()), min_confidence, ties, validation_fraction)
         parsed_overrides = parse_overrides(overrides)

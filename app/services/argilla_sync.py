@@ -95,8 +95,11 @@ def embedded_config(settings: Settings, venv_dir: Path | None = None) -> Embedde
         data_dir=Path(settings.var_dir) / "argilla",
         venv_dir=venv_dir or REPO_ROOT / "var" / "argilla-venv",
         port=settings.argilla_port,
-        redis_url=settings.redis_url,
+        # Two instances sharing a Redis database would take each other's jobs (rq's queue names are fixed); each
+        # port has its own database unless ARBITER_REDIS_URL says otherwise (1..15: many other tools use 0).
+        redis_url=settings.redis_url or f"redis://127.0.0.1:6379/{1 + settings.argilla_port % 15}",
         workspace=settings.argilla_workspace,
+        review_workspace=settings.argilla_review_workspace,
     )
 
 

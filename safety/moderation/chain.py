@@ -12,15 +12,23 @@
 Every report records which providers decided and whether a fallback happened, with the error
 that caused it, so a verdict can always say where its moderation came from. Providers classify
 whole batches, so a micro-batch of outputs costs one API call.
+
+Every provider reads the same normalised text (`safety.normalize`: look-alike letters, zero-width
+characters, ``k i l l``, ``k1ll`` undone); the caller keeps the original for redaction and output.
+With a `LanguageDetector`, each report also says whether the harm providers that decided cover the
+text's language (`safety.language`): a Spanish threat read by an English-only model is "uncovered",
+and the rule set decides what that means.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from safety.language import Coverage, LanguageDetector, provider_languages
 from safety.moderation.base import ModerationProvider, ModerationResult, ProviderError
+from safety.normalize import normalize
 
 __all__ = ["ModerationReport", "Moderator"]
 
@@ -38,6 +46,7 @@ class ModerationReport:
     # (provider, error kind) of each primary provider that failed before another decided, in order:
     # what a fallback is counted by (the failure, not the providers that answered instead).
     fell_back_from: tuple[tuple[str, str], ...] = ()
+    coverage: Coverage | None = None  # the text's language and whether the deciding harm providers cover it
 
     @property
     def flagged(self) -> bool:
@@ -49,6 +58,7 @@ class ModerationReport:
             "decided_by": list(self.decided_by),
             "fallback": self.fallback,
             "errors": list(self.errors),
+            "coverage": self.coverage.to_dict() if self.coverage else None,
         }
 
 
@@ -69,7 +79,12 @@ class Moderator:
         primary: ModerationProvider | Sequence[ModerationProvider] | None,
         fallback: Sequence[ModerationProvider],
         detectors: Sequence[ModerationProvider] = (),
+        *,
+        normalizer: Callable[[str], str] | None = normalize,
+        language: LanguageDetector | None = None,
     ) -> None:
+        self.normalizer = normalizer
+        self.language = language
         if primary is None:
             primary = ()
         self.primaries: tuple[ModerationProvider, ...] = (
@@ -93,7 +108,7 @@ class Moderator:
         harm provider failed, because then nothing has examined the text."""
         if not texts:
             return []
-        texts = list(texts)
+        texts = [self.normalizer(t) for t in texts] if self.normalizer else list(texts)
         errors: list[str] = []
         harm: list[list[ModerationResult]] | None = None
         decided: list[str] = []
@@ -129,8 +144,13 @@ class Moderator:
                 decided.append(detector.name)
             except ProviderError as exc:
                 errors.append(str(exc))
-        return [ModerationReport(tuple(slot), tuple(decided), fallback_used, tuple(errors), tuple(fell_back_from))
-                for slot in harm]
+        coverage: list[Coverage | None] = [None] * len(texts)
+        if self.language is not None:
+            # Coverage is the harm providers' (the detectors look for injections, not for harm).
+            readers = {p.name: provider_languages(p) for p in (*self.primaries, *self.fallback) if p.name in decided}
+            coverage = [self.language.coverage(text, readers) for text in texts]
+        return [ModerationReport(tuple(slot), tuple(decided), fallback_used, tuple(errors), tuple(fell_back_from), cov)
+                for slot, cov in zip(harm, coverage, strict=True)]
 
 
 def _checked(provider: ModerationProvider, texts: list[str]) -> list[ModerationResult]:

@@ -20,6 +20,14 @@ from safety.moderation.base import ModerationResult, ProviderError
 __all__ = ["OpenAIModeration", "OpenAIModerationConfig"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The languages Arbiter takes omni-moderation to cover (what a verdict's language coverage cites).
+# OpenAI describes the model as multilingual without publishing a closed list (its announcement
+# reports measurements in 40 languages); these are 40 widely used ones. Narrow or widen the set
+# through `OpenAIModerationConfig.languages` after measuring your own traffic.
+OPENAI_MODERATION_LANGUAGES = frozenset(
+    "en es de fr pt it nl pl ru uk tr ar he fa hi bn ur zh ja ko vi th id ms sv da nb fi cs sk ro hu el bg hr "
+    "sr sl lt lv et".split()
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class OpenAIModerationConfig:
     # slow the local providers answer instead of the user waiting.
     timeout_s: float = 3.0
     max_retries: int = 0
+    languages: frozenset[str] = OPENAI_MODERATION_LANGUAGES  # ISO 639-1 codes it is trusted with
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -56,6 +65,7 @@ class OpenAIModeration:
 
     def __init__(self, config: OpenAIModerationConfig, client: openai.OpenAI | None = None) -> None:
         self.config = config
+        self.languages = config.languages
         self._client = client or openai.OpenAI(
             api_key=config.api_key,
             base_url=config.base_url,
