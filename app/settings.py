@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     argilla_api_key: str = Field("", description="Argilla API key of an owner/admin user.")
     argilla_workspace: str = Field("arbiter", description="Argilla workspace for Arbiter's datasets.")
     argilla_dataset: str = Field("arbiter-preferences", description="Argilla dataset for comparisons.")
+    argilla_review_workspace: str = Field("arbiter-review", description="Argilla workspace of the review dataset: reviewers are its members, annotators are not (the embedded Argilla sets this up; elsewhere create it and add only reviewers).")
     argilla_review_dataset: str = Field("arbiter-review", description="Argilla dataset mirroring the trust-and-safety review queue (`arbiter review sync`).")
     argilla_suggestion_min_consistency: float = Field(0.8, ge=0.0, le=1.0, description="A judge's verdict is pre-selected in Argilla only when its measured position consistency (share of its labels unchanged by swapping the responses) is at least this.")
     argilla_suggestion_min_labels: int = Field(20, ge=1, description="Labels with measured position consistency a judge needs before it may pre-select (fewer: not trusted yet); also the human-labeled pairs needed before its agreement with humans counts.")
@@ -126,6 +127,9 @@ class Settings(BaseSettings):
         # The webhook tells review answers from preference labels by the dataset's name.
         if self.argilla_review_dataset == self.argilla_dataset:
             raise ValueError("ARBITER_ARGILLA_REVIEW_DATASET must differ from ARBITER_ARGILLA_DATASET")
+        # Annotators are members of the preference workspace; reviewers alone of the review one.
+        if self.argilla_review_workspace == self.argilla_workspace:
+            raise ValueError("ARBITER_ARGILLA_REVIEW_WORKSPACE must differ from ARBITER_ARGILLA_WORKSPACE")
         return self
 
     @model_validator(mode="after")

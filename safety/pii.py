@@ -105,14 +105,15 @@ class PIIDetector:
     """Presidio analyzer + anonymizer configured for Arbiter's kinds; safe to share between threads.
 
     `ner_model`: "auto" (the first of `NER_MODELS` that is installed), a spaCy package name, or
-    None (patterns only: names are not found).
+    None (patterns only: names are not found). `cache_size`: texts whose spans are remembered
+    (0: none, e.g. to time the detectors).
 
     Example:
         >>> PIIDetector(ner_model=None).redact("mail jo@example.com or call (212) 555-0143")[0]
         'mail [EMAIL] or call [PHONE]'
     """
 
-    def __init__(self, ner_model: str | None = "auto") -> None:
+    def __init__(self, ner_model: str | None = "auto", cache_size: int = _CACHE_SIZE) -> None:
         if ner_model == "auto":
             ner_model = next((m for m in NER_MODELS if importlib.util.find_spec(m) is not None), None)
         self.ner_model = ner_model
@@ -147,6 +148,7 @@ class PIIDetector:
         # Exact matches only: a word inside a longer span (an e-mail address) must not free that span.
         words = [w.strip() for w in _NOT_NAMES.read_text().splitlines() if w.strip() and not w.startswith("#")]
         self._not_names = sorted({v for w in words for v in (w, w.lower(), w.upper(), w.title())})
+        self._cache_size = cache_size
         self._cache: OrderedDict[tuple[bytes, tuple[str, ...]], tuple[tuple[str, int, int], ...]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -167,11 +169,18 @@ class PIIDetector:
                 self._cache.move_to_end(key)
         if cached is None:
             cached = self._analyze(text, wanted)
-            with self._lock:
-                self._cache[key] = cached
-                if len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            self._remember(text, wanted, cached)
         return [PIIMatch(kind, start, end, text[start:end]) for kind, start, end in cached]
+
+    def _remember(self, text: str, wanted: tuple[str, ...], spans: tuple[tuple[str, int, int], ...]) -> None:
+        if self._cache_size <= 0:
+            return
+        key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest(), wanted)
+        with self._lock:
+            self._cache[key] = spans
+            self._cache.move_to_end(key)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def redact(self, text: str, kinds: Sequence[str] | None = None) -> tuple[str, list[PIIMatch]]:
         """The text with every detection replaced by its typed placeholder, and the detections."""
@@ -179,7 +188,11 @@ class PIIDetector:
         if not matches:
             return text, matches
         results = [RecognizerResult(ENTITY_OF[m.kind], m.start, m.end, 1.0) for m in matches]
-        return self._anonymizer.anonymize(text, results, self._operators).text, matches
+        redacted = self._anonymizer.anonymize(text, results, self._operators).text
+        # Redacted text is redacted again on its way to the store (the verdict's text, a review item):
+        # remember that it holds nothing more, so that costs no second model run.
+        self._remember(redacted, _check_kinds(kinds), ())
+        return redacted, matches
 
     def _analyze(self, text: str, wanted: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
         engine = self._full if "person" in wanted else self._patterns
@@ -207,13 +220,26 @@ class PIIDetector:
 _PLACEHOLDER = re.compile(r"\[[A-Z]+\]")
 
 
+@lru_cache(maxsize=1)
+def _german_only_stop_words() -> frozenset[str]:
+    from spacy.lang.de.stop_words import STOP_WORDS as GERMAN
+    from spacy.lang.en.stop_words import STOP_WORDS as ENGLISH
+
+    return frozenset(GERMAN - ENGLISH)
+
+
 def _plausible_name(span: str) -> bool:
-    """The NER model also tags placeholders, digits and code as PERSON; a name has none of those."""
+    """The NER model also tags placeholders, digits and code as PERSON; a name has none of those.
+    The model is English: on German text it takes a capitalised phrase that opens with a German
+    function word ("Meine Telefonnummer") for a name."""
+    words = span.split()
     return (
         not _PLACEHOLDER.search(span)
         and not any(c.isdigit() for c in span)
         and not any(c in span for c in "@/\\_=<>{}#")
         and any(c.isalpha() for c in span)
+        and bool(words)
+        and words[0].lower() not in _german_only_stop_words()
     )
 
 
@@ -251,8 +277,9 @@ def redact_pii(text: str, kinds: Sequence[str] | None = None) -> tuple[str, list
     return default_detector().redact(text, kinds)
 
 
-# Strings that cannot hold personal data: codes, categories, enum values ("rule", "local:violence").
-_PLAIN_CODE = re.compile(r"[a-z_:\-]*")
+# Strings that cannot hold personal data: codes, categories, enum values ("rule", "local:violence"),
+# and Arbiter's own ids and hashes (hex), which a card or phone pattern could otherwise clip.
+_PLAIN_CODE = re.compile(r"[a-z_:\-]*|[0-9a-f]{32}|[0-9a-f]{64}")
 
 
 def redact_values(value: Any) -> Any:

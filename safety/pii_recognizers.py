@@ -13,8 +13,8 @@ order and tracking numbers, only after a phone word); e-mail addresses may be no
 
 Names come from the spaCy model's NER (`PERSON` only; places, dates and organisations are not
 personal data by themselves and are left alone). Street addresses are a pattern recognizer for
-house-number + street-type forms in English and German, UK postcodes and US "ST 12345" ZIP codes;
-a free-form address without those markers is not found.
+house-number + street-type forms in English, German, French, Spanish and Italian, UK postcodes and
+US "City, ST 12345"; a free-form address without those markers is not found.
 
 This module does not decide what is redacted or how; `safety.pii` does.
 """
@@ -117,7 +117,7 @@ def _before(text: str, start: int, width: int = 32) -> str:
     return text[max(0, start - width) : start].lower()
 
 
-_EMAIL = re.compile(r"(?<![\w.+%-])[\w.%+-]+@(?:[\w-]+\.)+[^\W\d_]{2,}(?![\w-])")
+_EMAIL = re.compile(r"(?<![\w.+%-])[\w.%+-][\w.%+'-]*@(?:[\w-]+\.)+[^\W\d_]{2,}(?![\w-])")
 # Written-out addresses: "john dot doe at gmail dot com", "jo (at) example (dot) org".
 _AT = r"(?:\s*[(\[{<]\s*at\s*[)\]}>]\s*|\s+at\s+)"
 _DOT = r"(?:\s*[(\[{<]\s*dot\s*[)\]}>]\s*|\s+dot\s+|\.)"
@@ -211,13 +211,16 @@ _VERSION_WORDS = re.compile(
 )
 
 
+_VERSION_AFTER = re.compile(r"^\s*(?:update|upgrade|release|build|version|patch|firmware|hotfix)\b", re.IGNORECASE)
+
+
 def _ips(text: str) -> Iterable[tuple[int, int]]:
     for m in _IPV4.finditer(text):
         try:
             ipaddress.IPv4Address(m.group())  # rejects octets > 255 and leading zeros
         except ValueError:
             continue
-        if _VERSION_WORDS.search(text[max(0, m.start() - 24) : m.start()]):
+        if _VERSION_WORDS.search(text[max(0, m.start() - 24) : m.start()]) or _VERSION_AFTER.match(text[m.end() :]):
             continue
         yield m.span()
     for m in _IPV6.finditer(text):
@@ -281,19 +284,30 @@ _STREET_EN = re.compile(
     r"(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?(?:,?\s+(?i:apt|apartment|suite|unit|flat|#)\.?\s*\w+)?"
 )
 _STREET_DE = re.compile(
-    r"\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee)"
+    r"\b(?:(?:Am|An der|Im|In der|Auf der|Zum|Zur|Unter den)\s+)?[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee)"
     r"\s+\d{1,4}(?:\s?[a-z]\b)?(?:,?\s+\d{5}(?=\s+[A-ZÄÖÜ]))?"
+)
+# French ("15 Rue de Rivoli"), Spanish and Italian ("Calle Mayor 10", "Via Roma 1") street forms.
+_STREET_FR = re.compile(
+    r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|place|chemin|allée|impasse|quai)\s+"
+    r"(?:(?:de la|de l'|du|des|de|d')\s?)?[A-ZÉ][\w'’-]+(?:\s+[A-ZÉ][\w'’-]+){0,3}"
+)
+_STREET_ES_IT = re.compile(
+    r"\b(?:Calle|C/|Avenida|Avda\.|Plaza|Paseo|Carrer|Via|Viale|Piazza|Corso)\s+(?:(?:de la|del|de|della|di)\s+)?"
+    r"[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3},?\s+(?:n\.?\s?º?\s?)?\d{1,4}\b"
 )
 _UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
 _US_STATES = (
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
     "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"
 ).split()
-_US_ZIP = re.compile(rf"(?<=, )(?:{'|'.join(_US_STATES)})\s+\d{{5}}(?:-\d{{4}})?\b")
+_US_ZIP = re.compile(
+    rf"\b(?:[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,2}},\s)(?:{'|'.join(_US_STATES)})\s+\d{{5}}(?:-\d{{4}})?\b"
+)
 
 
 def _addresses(text: str) -> Iterable[tuple[int, int]]:
-    for pattern in (_STREET_EN, _STREET_DE, _UK_POSTCODE, _US_ZIP):
+    for pattern in (_STREET_EN, _STREET_DE, _STREET_FR, _STREET_ES_IT, _UK_POSTCODE, _US_ZIP):
         yield from (m.span() for m in pattern.finditer(text))
 
 
