@@ -29,13 +29,19 @@ def up(as_json: bool = JsonOpt) -> None:
         "owner": {"username": instance.owner.username, "password": instance.owner.password,
                   "api_key": instance.owner.api_key},
         "annotator": {"username": instance.annotator.username, "password": instance.annotator.password},
+        "reviewer": ({"username": instance.reviewer.username, "password": instance.reviewer.password}
+                     if instance.reviewer else None),
+        "review_workspace": instance.review_workspace,
         "server_pid": instance.server_pid,
         "worker_pid": instance.worker_pid,
         "data_dir": str(config.data_dir),
     }
     emit(out, as_json, lambda: "\n".join([
         f"Argilla {'already running' if instance.already_running else 'started'} at {instance.url}",
-        f"  annotator: {instance.annotator.username} / {instance.annotator.password}",
+        f"  annotator: {instance.annotator.username} / {instance.annotator.password}  (workspace {instance.workspace})",
+        *([f"  reviewer:  {instance.reviewer.username} / {instance.reviewer.password}  "
+           f"(workspace {instance.review_workspace}: the review dataset; annotators cannot open it)"]
+          if instance.reviewer else []),
         f"  owner:     {instance.owner.username} / {instance.owner.password}  (API key {instance.owner.api_key})",
         f"  workspace: {instance.workspace}; files in {config.data_dir}",
     ]))

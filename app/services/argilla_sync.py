@@ -174,9 +174,9 @@ class PushReport:
     selected: int = 0
     pushed: int = 0
     already_present: int = 0
+    suggested: int = 0  # records with a reliable judge's verdict pre-selected
     reasons: dict[str, int] = field(default_factory=dict)
 
-    suggested: int = 0  # records with a reliable judge's verdict pre-selected
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -252,13 +252,13 @@ def push_comparisons(
     source: str | None = None,
     actor: str = "cli",
     batch_size: int = 100,
+    suggestions: SuggestionPolicy | None = None,
 ) -> PushReport:
     """Select up to `limit` comparisons not yet in `spec`'s dataset and push them (see module doc).
 
     A judge's verdict is pre-selected only when the judge passes `suggestions` (default: the default
     `ARBITER_ARGILLA_SUGGESTION_*` thresholds; `suggestion_policy(settings)` gives the configured ones);
     every judge's answer, confidence and reasoning is shown in the record's `judges` field either way."""
-    suggestions: SuggestionPolicy | None = None,
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
     report = PushReport(dataset=spec.name, strategy=strategy)
@@ -270,9 +270,9 @@ def push_comparisons(
         comparisons = [c for c in session.exec(query).all() if c.id not in pushed]
         report.considered = len(comparisons)
         labels = _judge_labels(session, [c.id for c in comparisons])
+        reliability = judge_reliability(session, suggestions or SuggestionPolicy())
         try:
             selected = select_for_annotation([_selection_candidate(c, labels.get(c.id, [])) for c in comparisons],
-        reliability = judge_reliability(session, suggestions or SuggestionPolicy())
                                              budget=limit, strategy=strategy)  # type: ignore[arg-type]
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
@@ -287,10 +287,10 @@ def push_comparisons(
     for s in selected:
         comparison, task = by_id[s.comparison_id], tasks[by_id[s.comparison_id].task_id]
         a, b = cands[comparison.candidate_a_id], cands[comparison.candidate_b_id]
-        items.append(PushItem(
-            comparison_id=comparison.id,
         opinions = _opinions(labels.get(comparison.id, []))
         suggestion = choose_suggestion(opinions, reliability)
+        items.append(PushItem(
+            comparison_id=comparison.id,
             prompt=_render_prompt(task),
             response_a=a.content or a.action or "",
             response_b=b.content or b.action or "",
@@ -301,9 +301,9 @@ def push_comparisons(
             suggestion=suggestion,
             judges=render_judges(opinions, reliability, suggestion) if opinions else None,
         ))
+        report.suggested += suggestion is not None
         report.reasons[s.reason] = report.reasons.get(s.reason, 0) + 1
     report.selected = len(items)
-        report.suggested += suggestion is not None
     if not items:
         return report
 

@@ -74,7 +74,7 @@ def review_dataset_spec(settings: Settings, name: str | None = None) -> ReviewDa
     """The review dataset of these settings, with the review queue's category taxonomy."""
     return ReviewDatasetSpec(
         name=name or settings.argilla_review_dataset,
-        workspace=settings.argilla_workspace,
+        workspace=settings.argilla_review_workspace,  # reviewers only: annotators cannot open it
         categories=review.CATEGORIES,
     )
 

@@ -7,10 +7,15 @@ one rq worker (Argilla delivers webhooks and runs some dataset jobs through rq).
 `inprocess_search.py` that answers searches from argilla-server's SQLite database. Redis is
 required (argilla-server refuses to start without it); the database lives in `data_dir`.
 
-`start_embedded` is idempotent: it migrates the database, makes sure the workspace, an owner and an
-annotator exist (credentials are generated once and kept in `data_dir/credentials.json`), starts
+`start_embedded` is idempotent: it migrates the database, makes sure the workspaces and users exist
+(credentials are generated once and kept in `data_dir/credentials.json`), starts
 the processes, writes their pid files and waits until the API answers. When the server already
 runs it returns at once. `stop_embedded` ends exactly the processes named in the pid files.
+
+Roles: an owner (Arbiter's own key), an annotator, a member of `workspace` only (the preference
+datasets), and a reviewer, a member of `review_workspace` only (the trust-and-safety review dataset).
+The review queue's role rule holds in Argilla as in the Arbiter API: annotators cannot open or answer
+review records, and the bootstrap removes any other membership of the review workspace it manages.
 
 This module does not read the environment: the caller passes an `EmbeddedArgillaConfig`.
 """
@@ -63,14 +68,18 @@ class EmbeddedArgillaConfig:
     port: int = 6900
     redis_url: str = "redis://127.0.0.1:6379/3"  # a db of its own: rq queue names are fixed
     workspace: str = "arbiter"
+    review_workspace: str = "arbiter-review"  # the review dataset's: reviewers only
     owner_username: str = "arbiter-owner"
     annotator_username: str = "annotator"
+    reviewer_username: str = "reviewer"
     with_worker: bool = True
     start_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if self.review_workspace == self.workspace:
+            raise ValueError("the review workspace must differ from the annotators' workspace")
         if urlparse(self.redis_url).scheme not in ("redis", "rediss"):
             raise ValueError(f"redis_url must be a redis:// URL, got {self.redis_url!r}")
 
@@ -99,7 +108,7 @@ class ArgillaCredentials:
     username: str
     password: str
     api_key: str
-    role: str  # "owner" | "annotator"
+    role: str  # Argilla's role: "owner" | "annotator" (a reviewer is an annotator of the review workspace)
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ class EmbeddedArgilla:
     server_pid: int
     worker_pid: int | None
     already_running: bool
+    reviewer: ArgillaCredentials | None = None
+    review_workspace: str = "arbiter-review"
 
     def connection(self) -> ArgillaConnection:
         """An owner connection for `ArgillaClient`."""
@@ -129,24 +140,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 # ---------------------------------------------------------------------------- credentials
 
 
-def _credentials(config: EmbeddedArgillaConfig) -> tuple[ArgillaCredentials, ArgillaCredentials]:
-    """The owner and annotator credentials, generated on first use and then reused."""
+def _credentials(config: EmbeddedArgillaConfig) -> tuple[ArgillaCredentials, ArgillaCredentials, ArgillaCredentials]:
+    """The owner, annotator and reviewer credentials, generated on first use and then reused."""
     path = Path(config.data_dir) / "credentials.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     users = []
-    for role, username in (("owner", config.owner_username), ("annotator", config.annotator_username)):
-        entry = stored.get(role)
+    for key, username, role in (("owner", config.owner_username, "owner"),
+                                ("annotator", config.annotator_username, "annotator"),
+                                ("reviewer", config.reviewer_username, "annotator")):
+        entry = stored.get(key)
         if not entry or entry.get("username") != username:
             entry = {
                 "username": username,
                 "password": secrets.token_urlsafe(12),
-                "api_key": f"{role}.{secrets.token_urlsafe(24)}",
+                "api_key": f"{key}.{secrets.token_urlsafe(24)}",
                 "role": role,
             }
-            stored[role] = entry
+            stored[key] = entry
         users.append(ArgillaCredentials(**entry))
     _write_private(path, json.dumps(stored, indent=2))
-    return users[0], users[1]
+    return users[0], users[1], users[2]
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -255,14 +268,18 @@ def _check_prerequisites(config: EmbeddedArgillaConfig) -> None:
         ) from exc
 
 
-def _bootstrap_spec(config: EmbeddedArgillaConfig, owner: ArgillaCredentials, annotator: ArgillaCredentials) -> str:
-    """What `server_main.py serve --bootstrap` ensures before serving: workspace and users."""
+def _bootstrap_spec(config: EmbeddedArgillaConfig, owner: ArgillaCredentials, annotator: ArgillaCredentials,
+                    reviewer: ArgillaCredentials) -> str:
+    """What `server_main.py serve --bootstrap` ensures before serving: workspaces, users, memberships."""
     return json.dumps(
         {
-            "workspace": config.workspace,
+            "workspaces": {
+                config.workspace: [owner.username, annotator.username],
+                config.review_workspace: [owner.username, reviewer.username],
+            },
             "users": [
                 {"username": u.username, "password": u.password, "api_key": u.api_key, "role": u.role}
-                for u in (owner, annotator)
+                for u in (owner, annotator, reviewer)
             ],
         }
     )
@@ -272,7 +289,7 @@ def start_embedded(config: EmbeddedArgillaConfig) -> EmbeddedArgilla:
     """Start the embedded Argilla (or find it running); see the module docstring."""
     data = Path(config.data_dir)
     (data / "tmp").mkdir(parents=True, exist_ok=True)
-    owner, annotator = _credentials(config)
+    owner, annotator, reviewer = _credentials(config)
 
     server_pid = _read_pid(config, "server")
     worker_pid = _read_pid(config, "worker")
@@ -280,7 +297,8 @@ def start_embedded(config: EmbeddedArgillaConfig) -> EmbeddedArgilla:
     if server_pid is not None and _wait_until_healthy(config, owner.api_key, server_pid) is None:
         if config.with_worker and worker_pid is None:
             worker_pid = _spawn(config, "worker", ["worker"])
-        return EmbeddedArgilla(config.url, config.workspace, owner, annotator, server_pid, worker_pid, True)
+        return EmbeddedArgilla(config.url, config.workspace, owner, annotator, server_pid, worker_pid, True,
+                               reviewer, config.review_workspace)
     if server_pid is not None:  # running but not answering: start over
         stop_embedded(config)
         worker_pid = None
@@ -297,7 +315,7 @@ def start_embedded(config: EmbeddedArgillaConfig) -> EmbeddedArgilla:
         config,
         "server",
         ["serve", "--host", config.host, "--port", str(config.port), "--bootstrap"],
-        stdin_text=_bootstrap_spec(config, owner, annotator),
+        stdin_text=_bootstrap_spec(config, owner, annotator, reviewer),
     )
     if config.with_worker and worker_pid is None:
         worker_pid = _spawn(config, "worker", ["worker"])
@@ -306,7 +324,8 @@ def start_embedded(config: EmbeddedArgillaConfig) -> EmbeddedArgilla:
     if problem is not None:
         stop_embedded(config)
         raise EmbeddedArgillaError(f"argilla-server {problem}:\n{_tail(config.log_file('server'))}")
-    return EmbeddedArgilla(config.url, config.workspace, owner, annotator, server_pid, worker_pid, False)
+    return EmbeddedArgilla(config.url, config.workspace, owner, annotator, server_pid, worker_pid, False,
+                           reviewer, config.review_workspace)
 
 
 def _wait_until_healthy(config: EmbeddedArgillaConfig, api_key: str, server_pid: int) -> str | None:
@@ -327,11 +346,12 @@ def embedded_status(config: EmbeddedArgillaConfig) -> EmbeddedArgilla | None:
     credentials_file = Path(config.data_dir) / "credentials.json"
     if server_pid is None or not credentials_file.exists():
         return None
-    owner, annotator = _credentials(config)
+    owner, annotator, reviewer = _credentials(config)
     if not _healthy(config, owner.api_key):
         return None
     return EmbeddedArgilla(
-        config.url, config.workspace, owner, annotator, server_pid, _read_pid(config, "worker"), True
+        config.url, config.workspace, owner, annotator, server_pid, _read_pid(config, "worker"), True,
+        reviewer, config.review_workspace,
     )
 
 

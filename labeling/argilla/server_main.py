@@ -7,7 +7,7 @@ that subprocess runs, with this folder on `sys.path` (Python puts a script's fol
 expects it, from `ARGILLA_*` environment variables set by the launcher
 (database URL, home path, Redis URL, `ARGILLA_SEARCH_ENGINE=arbiter-inprocess`).
 
-    python server_main.py bootstrap < spec.json   # migrate the database, create workspace + users
+    python server_main.py bootstrap < spec.json   # migrate the database, create workspaces + users
     python server_main.py serve --host 127.0.0.1 --port 6900 [--bootstrap < spec.json]
     python server_main.py worker                  # rq worker for webhooks and background jobs
 
@@ -24,10 +24,10 @@ import sys
 import inprocess_search  # noqa: F401  (registers the "arbiter-inprocess" search engine)
 
 
-async def _ensure_user(db, spec: dict, workspace) -> str:
+async def _ensure_user(db, spec: dict) -> tuple[object, str]:
     """Create the user, or bring an existing one back to the given role, password and API key."""
     from argilla_server.contexts import accounts
-    from argilla_server.models import User, WorkspaceUser
+    from argilla_server.models import User
 
     user = await accounts.get_user_by_username(db, spec["username"])
     if user is None:
@@ -52,21 +52,34 @@ async def _ensure_user(db, spec: dict, workspace) -> str:
         if changes:
             user = await user.update(db, **changes)
         action = "updated" if changes else "unchanged"
-
-    if await WorkspaceUser.get_by(db, workspace_id=workspace.id, user_id=user.id) is None:
-        await WorkspaceUser.create(db, workspace_id=workspace.id, user_id=user.id)
-    return action
+    return user, action
 
 
 async def _bootstrap_users(spec: dict) -> dict:
-    from argilla_server.database import AsyncSessionLocal
-    from argilla_server.models import Workspace
+    """Users, workspaces, and exactly the memberships the spec names in those workspaces.
 
+    `workspaces` maps a workspace to its members; a user listed in none of a managed workspace's members is
+    removed from it (that is what keeps annotators out of the reviewers' workspace). An older spec with one
+    `workspace` puts every user in it."""
+    from argilla_server.database import AsyncSessionLocal
+    from argilla_server.models import Workspace, WorkspaceUser
+
+    members = spec.get("workspaces") or {spec["workspace"]: [u["username"] for u in spec["users"]]}
     async with AsyncSessionLocal() as db:
-        workspace = await Workspace.get_by(db, name=spec["workspace"])
-        if workspace is None:
-            workspace = await Workspace.create(db, name=spec["workspace"])
-        return {user["username"]: await _ensure_user(db, user, workspace) for user in spec["users"]}
+        workspaces = {}
+        for name in members:
+            workspace = await Workspace.get_by(db, name=name)
+            workspaces[name] = workspace if workspace is not None else await Workspace.create(db, name=name)
+        result = {}
+        for entry in spec["users"]:
+            user, result[entry["username"]] = await _ensure_user(db, entry)
+            for name, workspace in workspaces.items():
+                link = await WorkspaceUser.get_by(db, workspace_id=workspace.id, user_id=user.id)
+                if entry["username"] in members[name] and link is None:
+                    await WorkspaceUser.create(db, workspace_id=workspace.id, user_id=user.id)
+                elif entry["username"] not in members[name] and link is not None:
+                    await link.delete(db)
+        return result
 
 
 def bootstrap() -> None:

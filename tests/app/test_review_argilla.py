@@ -1,5 +1,5 @@
 """The review queue mirrored to Argilla: push pending items, reviewers answer in Argilla (through the
-HTTP endpoints the UI calls, with the annotator's key), pull the answers into verdicts through the
+HTTP endpoints the UI calls, with the reviewer's key), pull the answers into verdicts through the
 same `review.decide` path as the API, close records of items decided elsewhere, the webhook, and
 `arbiter review sync`.
 
@@ -21,7 +21,7 @@ from sqlmodel import Session, func, select
 from app.db import session_scope
 from app.models import AuditEntry, Candidate, Comparison, Label, ReviewItem
 from app.services import review
-from app.services.argilla_sync import open_client, store_webhook_secret
+from app.services.argilla_sync import dataset_spec, open_client, push_comparisons, store_webhook_secret
 from app.services.review_sync import (
     pull_review_verdicts,
     push_review_items,
@@ -42,9 +42,9 @@ def layer() -> SafetyLayer:
 
 
 @pytest.fixture
-def annotator(live):
+def reviewer(live):
     with httpx.Client(base_url=f"{live.instance.url}/api/v1", timeout=30,
-                      headers={"X-Argilla-Api-Key": live.instance.annotator.api_key}) as http:
+                      headers={"X-Argilla-Api-Key": live.instance.reviewer.api_key}) as http:
         yield http
 
 
@@ -54,7 +54,7 @@ def _count(engine, model, *where) -> int:
 
 
 def _queue(http: httpx.Client, dataset: str) -> dict[str, dict]:
-    """Review item id -> record, for what the annotator's pending queue shows (as the UI asks for it:
+    """Review item id -> record, for what the reviewer's pending queue shows (as the UI asks for it:
     records this user has not answered and that are not completed)."""
     dataset_id = next(d["id"] for d in http.get("/me/datasets").json()["items"] if d["name"] == dataset)
     body = {"filters": {"and": [
@@ -77,7 +77,7 @@ def _items(engine) -> dict[str, ReviewItem]:
         return {i.id: i for i in s.exec(select(ReviewItem))}
 
 
-def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, layer):
+def test_push_answer_pull_close_and_repull(engine, argilla_settings, reviewer, layer):
     # a: edited, b: rejected (pairs with a's edit: same context), c: approved, d: an invalid edit,
     # e: decided in Arbiter with nobody answering in Argilla, f: decided in Arbiter AND answered there.
     a = flagged(engine, layer, "content", {"message": "you never answer"}, text=RUDE)
@@ -96,7 +96,7 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
     (audit,) = _audit(engine, "argilla.review_pushed")
     assert audit.details["review_item_ids"] == [a, b, c, d, e, f]
 
-    queue = _queue(annotator, spec.name)
+    queue = _queue(reviewer, spec.name)
     assert set(queue) == {a, b, c, d, e, f}
     ticket = queue[c]["fields"]
     assert ticket["decision"].startswith("**ticket-routing**, escalated")
@@ -108,32 +108,32 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
         review.decide(s, e, "reject", reviewer="key:lead", category="harassment", note="rude")
         review.decide(s, f, "approve", reviewer="key:lead")
 
-    _answer(annotator, queue[a]["id"], verdict="edit", category="harassment", note="insulting",
+    _answer(reviewer, queue[a]["id"], verdict="edit", category="harassment", note="insulting",
             edited_content=BETTER)
-    _answer(annotator, queue[b]["id"], verdict="withhold", category="harassment", note="worse")
-    _answer(annotator, queue[c]["id"], verdict="serve")
-    invalid = _answer(annotator, queue[d]["id"], verdict="edit", category="pii")  # no corrected output
-    _answer(annotator, queue[f]["id"], verdict="withhold", category="other")
+    _answer(reviewer, queue[b]["id"], verdict="withhold", category="harassment", note="worse")
+    _answer(reviewer, queue[c]["id"], verdict="serve")
+    invalid = _answer(reviewer, queue[d]["id"], verdict="edit", category="pii")  # no corrected output
+    _answer(reviewer, queue[f]["id"], verdict="withhold", category="other")
 
     pulled = pull_review_verdicts(engine, client, spec)
     assert (pulled.responses, pulled.applied, pulled.unchanged, pulled.errors) == (5, 3, 0, [])
-    assert len(pulled.invalid) == 1 and pulled.invalid[0].startswith(f"{d}: annotator's answer was not applied")
+    assert len(pulled.invalid) == 1 and pulled.invalid[0].startswith(f"{d}: reviewer's answer was not applied")
     assert "edited_content" in pulled.invalid[0]
-    assert len(pulled.already_decided) == 1 and pulled.already_decided[0].startswith(f"{f}: annotator answered 'withhold'")
+    assert len(pulled.already_decided) == 1 and pulled.already_decided[0].startswith(f"{f}: reviewer answered 'withhold'")
     assert pulled.comparisons == 2
 
     items = _items(engine)
     assert [(items[i].status, items[i].category, items[i].note, items[i].reviewer) for i in (a, b, c)] == [
-        ("edited", "harassment", "insulting", "argilla:annotator"),
-        ("rejected", "harassment", "worse", "argilla:annotator"),
-        ("approved", "safe", None, "argilla:annotator"),
+        ("edited", "harassment", "insulting", "argilla:reviewer"),
+        ("rejected", "harassment", "worse", "argilla:reviewer"),
+        ("approved", "safe", None, "argilla:reviewer"),
     ]
     assert items[a].edited_content == BETTER
     assert items[d].status == "pending"  # refused, not applied
     assert (items[f].status, items[f].reviewer) == ("approved", "key:lead")  # not overwritten
     decided = {x.subject_id: x for x in _audit(engine, "review.decided")}
     assert {i: (decided[i].actor, decided[i].details["verdict"]) for i in (a, b, c)} == {
-        a: ("argilla:annotator", "edit"), b: ("argilla:annotator", "withhold"), c: ("argilla:annotator", "serve")}
+        a: ("argilla:reviewer", "edit"), b: ("argilla:reviewer", "withhold"), c: ("argilla:reviewer", "serve")}
     # The training data is what an API verdict makes: the edit over the original, and over the
     # other output of the same task a reviewer rejected.
     with Session(engine) as s:
@@ -141,7 +141,7 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
                  for cmp in s.exec(select(Comparison).where(Comparison.source == "reviewer"))]
         producers = {lb.producer for lb in s.exec(select(Label).where(Label.source == "reviewer"))}
     assert sorted(pairs) == sorted([(BETTER, RUDE), (BETTER, RUDER)])
-    assert producers == {"argilla:annotator"}
+    assert producers == {"argilla:reviewer"}
 
     # Pulling again changes nothing and still reports what was not applied.
     repull = pull_review_verdicts(engine, client, spec)
@@ -149,11 +149,11 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
     assert len(_audit(engine, "review.decided")) == 5 and _count(engine, Comparison) == 2
 
     # The next push closes what was decided: e gets Arbiter's verdict as the syncing user's answer,
-    # so it leaves the annotator's queue; the others already had an answer and only show the status.
+    # so it leaves the reviewer's queue; the others already had an answer and only show the status.
     closing = push_review_items(engine, client, spec, actor="test")
     assert (closing.pending, closing.pushed, closing.already_present, closing.closed) == (1, 0, 1, 5)
     assert push_review_items(engine, client, spec, actor="test").closed == 0
-    assert set(_queue(annotator, spec.name)) == set()  # e too, which nobody answered in Argilla
+    assert set(_queue(reviewer, spec.name)) == set()  # e too, which nobody answered in Argilla
     records = {r["external_id"]: r for r in client.records_json(client.find_dataset(spec), include_responses=True)}
     assert records[e]["status"] == "completed" and records[e]["metadata"]["arbiter_status"] == "rejected"
     (mirror,) = records[e]["responses"]
@@ -161,8 +161,8 @@ def test_push_answer_pull_close_and_repull(engine, argilla_settings, annotator, 
     assert records[a]["metadata"]["arbiter_status"] == "edited" and len(records[a]["responses"]) == 1
     assert records[d]["metadata"]["arbiter_status"] == "pending"
 
-    # Arbiter's own answer is not a conflict; the annotator fixes the invalid one, which now applies.
-    fixed = annotator.put(f"/responses/{invalid['id']}", json={"status": "submitted", "values": {
+    # Arbiter's own answer is not a conflict; the reviewer fixes the invalid one, which now applies.
+    fixed = reviewer.put(f"/responses/{invalid['id']}", json={"status": "submitted", "values": {
         "verdict": {"value": "edit"}, "category": {"value": "pii"},
         "edited_content": {"value": "I forwarded it to our billing team for you."}}})
     assert fixed.status_code == 200, fixed.text
@@ -176,7 +176,34 @@ def _audit(engine, action: str) -> list[AuditEntry]:
         return list(s.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
 
 
-def test_cli_review_sync(engine, argilla_settings, annotator, layer, run_cli, monkeypatch):
+def test_annotators_cannot_open_or_decide_the_review_dataset(engine, argilla_settings, reviewer, live, layer):
+    """Before: the review dataset lived in the annotators' workspace, so the embedded Argilla's annotator user
+    could open it and submit verdicts, and no reviewer user existed. Now the API's role rule holds in Argilla."""
+    from tests.app.test_argilla_sync import _seed
+
+    item = flagged(engine, layer, "content", {"message": "hi"}, text=RUDE)
+    client = open_client(ArgillaConnection(argilla_settings.argilla_api_url, argilla_settings.argilla_api_key))
+    push_review_items(engine, client, review_dataset_spec(argilla_settings))
+    _seed(engine, 1)
+    push_comparisons(engine, client, dataset_spec(argilla_settings), limit=1)
+    with httpx.Client(base_url=f"{live.instance.url}/api/v1", timeout=30,
+                      headers={"X-Argilla-Api-Key": live.instance.annotator.api_key}) as annotator:
+        visible = {d["name"] for d in annotator.get("/me/datasets").raise_for_status().json()["items"]}
+        assert argilla_settings.argilla_dataset in visible  # annotators still label preferences
+        assert argilla_settings.argilla_review_dataset not in visible
+        record = _queue(reviewer, argilla_settings.argilla_review_dataset)[item]
+        assert annotator.get(f"/records/{record['id']}").status_code == 403
+        refused = annotator.post(f"/records/{record['id']}/responses",
+                                 json={"values": {"verdict": {"value": "serve"}}, "status": "submitted"})
+        assert refused.status_code == 403, refused.text
+    reviewer_sees = {d["name"] for d in reviewer.get("/me/datasets").json()["items"]}
+    assert argilla_settings.argilla_review_dataset in reviewer_sees and argilla_settings.argilla_dataset not in reviewer_sees
+    _answer(reviewer, record["id"], verdict="withhold", safety_layer="right", category="harassment")
+    assert pull_review_verdicts(engine, client, review_dataset_spec(argilla_settings)).applied == 1
+    assert (_items(engine)[item].reviewer, _items(engine)[item].safety_layer) == ("argilla:reviewer", "right")
+
+
+def test_cli_review_sync(engine, argilla_settings, reviewer, layer, run_cli, monkeypatch):
     item = flagged(engine, layer, "content", {"message": "hi"}, text=RUDE)
     for name in ("argilla_api_url", "argilla_api_key", "argilla_workspace", "argilla_review_dataset"):
         monkeypatch.setenv(f"ARBITER_{name.upper()}", getattr(argilla_settings, name))
@@ -185,8 +212,8 @@ def test_cli_review_sync(engine, argilla_settings, annotator, layer, run_cli, mo
     out = json.loads(first.stdout)
     assert out["pushed"]["pushed"] == 1 and out["pulled"]["responses"] == 0
 
-    record = _queue(annotator, argilla_settings.argilla_review_dataset)[item]
-    _answer(annotator, record["id"], verdict="serve", note="banter")
+    record = _queue(reviewer, argilla_settings.argilla_review_dataset)[item]
+    _answer(reviewer, record["id"], verdict="serve", note="banter")
     second = json.loads(run_cli("review", "sync", "--json").stdout)
     assert (second["pulled"]["applied"], second["pushed"]["pushed"], second["pushed"]["closed"]) == (1, 0, 1)
     assert _items(engine)[item].status == "approved"
