@@ -81,7 +81,8 @@ class DemoRun:
                     reward = None
                     if outcomes and d.action is not None:
                         reward = self.sim.outcome(ticket, d.action).reward
-                        record_outcome(s, d.id, reward, {"simulated": True}, actor=ACTOR)
+                        if not r.replayed:  # a replayed decision has its outcome already (one per decision)
+                            record_outcome(s, d.id, reward, {"simulated": True}, actor=ACTOR)
                     out.append({"action": d.action, "true": ticket.true_team, "reward": reward, "verdict": d.safety_verdict,
                                 "policy": d.policy_version_id, "shadow": d.shadow_action})
             bar.update(len(chunk))
