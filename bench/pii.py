@@ -1,10 +1,12 @@
-"""Personal-data detection on Arbiter's labelled PII suite: recall per kind, false redactions, latency.
+"""Personal-data detection on Arbiter's labelled PII suites: recall per kind, false redactions, latency.
 
-The suite (`safety/data/pii_suite.jsonl`) has positives per kind (e-mail incl. non-ASCII and
+The dev suite (`safety/data/pii_suite.jsonl`, looked at while the detectors were written) has positives per kind (e-mail incl. non-ASCII and
 written-out, phone numbers in US/UK/German/French/... formats, cards incl. dotted, IBANs incl.
 lowercase, SSNs incl. "SSN: 536221847", IPs, names, street addresses) and negatives that look like
 personal data (software versions, order and tracking numbers, prices, dates, ISBNs, Luhn-failing
-numbers, invalid IBANs and SSNs, log lines). Three detectors run on it:
+numbers, invalid IBANs and SSNs, log lines). The holdout suite (`safety/data/pii_holdout.jsonl`)
+was written after the detectors were final and never used to change them: its figures are the
+honest ones. Three detectors run on both:
 
 - `regex`: the regex-only `safety/pii.py` this replaced (read from git at `BASELINE_COMMIT`);
 - `patterns`: `safety.pii.PIIDetector(ner_model=None)` (Presidio, no NLP model: no names);
@@ -42,7 +44,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
-SUITE = REPO / "safety" / "data" / "pii_suite.jsonl"
+# "dev" was looked at while the detectors were written; "holdout" was written after they were final.
+SUITES = {"dev": REPO / "safety" / "data" / "pii_suite.jsonl", "holdout": REPO / "safety" / "data" / "pii_holdout.jsonl"}
 BASELINE_COMMIT = "62fc825"  # the last commit with the regex-only safety/pii.py
 
 
@@ -149,9 +152,11 @@ def main() -> None:
 
     from safety.pii import PIIDetector
 
-    rows = [json.loads(line) for line in SUITE.read_text().splitlines() if line.strip()]
-    out: dict = {"bench": "pii", "suite": {"texts": len(rows), "positives": sum(bool(r["pii"]) for r in rows),
-                                          "negatives": sum(not r["pii"] for r in rows)}}
+    suites = {name: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+              for name, path in SUITES.items()}
+    out: dict = {"bench": "pii", "suites": {name: {"texts": len(rows), "positives": sum(bool(r["pii"]) for r in rows),
+                                                   "negatives": sum(not r["pii"] for r in rows)}
+                                            for name, rows in suites.items()}}
     started = time.perf_counter()
     full = PIIDetector(cache_size=0)
     out["ner_model"] = full.ner_model
@@ -160,15 +165,17 @@ def main() -> None:
                  "patterns": (lambda d: lambda t: [(m.kind, m.start, m.end) for m in d.find(t)])(
                      PIIDetector(ner_model=None, cache_size=0)),
                  "full": lambda t: [(m.kind, m.start, m.end) for m in full.find(t)]}
-    for name, find in tqdm(detectors.items(), desc="detectors", file=sys.stderr):
-        if find is None:
-            out[name] = "unavailable (git show failed)"
-            continue
-        for row in rows[:5]:  # warm-up: the first call of a spaCy pipeline or a regex is slower
-            find(row["text"])
-        out[name] = score(rows, find)
+    for suite, rows in suites.items():
+        out[suite] = {}
+        for name, find in tqdm(detectors.items(), desc=f"{suite} suite", file=sys.stderr):
+            if find is None:
+                out[suite][name] = "unavailable (git show failed)"
+                continue
+            for row in rows[:5]:  # warm-up: the first call of a spaCy pipeline or a regex is slower
+                find(row["text"])
+            out[suite][name] = score(rows, find)
     print("moderation shift ...", file=sys.stderr)
-    out["moderation_shift"] = moderation_shift(rows, full)
+    out["moderation_shift"] = moderation_shift(suites["dev"], full)
     out["machine"] = {**machine(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(out, ensure_ascii=False))
 
