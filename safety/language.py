@@ -145,7 +145,8 @@ class LanguageDetector:
 
     `languages`: ISO 639-1 codes lingua may answer with (default: all 75 it knows; fewer load
     faster but force foreign text onto the nearest allowed language). `low_accuracy`: lingua's
-    low-accuracy mode (trigrams only; a tenth of the memory). Models load on first use.
+    low-accuracy mode (trigrams only; a tenth of the memory). Models load on first use, all of them
+    unless `preload` is false (then per script as texts arrive).
     """
 
     def __init__(
@@ -157,6 +158,7 @@ class LanguageDetector:
         max_covered_confidence: float = 0.05,
         sentence_letters: int = 30,
         english_words: float = 0.8,
+        preload: bool = True,
     ) -> None:
         if min_letters < 1 or sentence_letters < 1:
             raise ValueError("min_letters and sentence_letters must be positive")
@@ -168,6 +170,7 @@ class LanguageDetector:
         self.max_covered_confidence = max_covered_confidence
         self.sentence_letters = sentence_letters
         self.english_words = english_words
+        self.preload = preload
         self._detector: Any = None
 
     def _lingua(self) -> Any:
@@ -189,6 +192,10 @@ class LanguageDetector:
                 builder = LanguageDetectorBuilder.from_languages(*chosen)
             if self.low_accuracy:
                 builder = builder.with_low_accuracy_mode()
+            if self.preload:
+                # All at once on first use, not a model per script the first time it is seen
+                # (which put 100+ ms on the first Cyrillic or Thai text of a process).
+                builder = builder.with_preloaded_language_models()
             self._detector = builder.build()
         return self._detector
 

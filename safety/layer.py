@@ -143,6 +143,11 @@ class SafetyLayer:
         rulesets = load_rulesets(rulesets_dir) if rulesets_dir else shipped_rulesets()
         return cls(rulesets, default_moderator(openai, harm_classifier_path, guard, remote_order), policy)
 
+    def warm(self) -> None:
+        """Load what the first check would otherwise wait for: the language detector's models (~1 s)."""
+        if self.moderator is not None and self.moderator.language is not None:
+            self.moderator.language.guess("Where is my parcel?")
+
     def ruleset(self, decision_type: str) -> RuleSet:
         try:
             return self.rulesets[decision_type]

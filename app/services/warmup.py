@@ -72,6 +72,7 @@ async def warm_serving(state: object, settings: Settings, engine: Engine, status
     started = time.perf_counter()
     try:
         serving = await asyncio.to_thread(get_serving, state, settings, engine)
+        await asyncio.to_thread(serving.safety.warm)
         with Session(engine) as session:
             versions = session.exec(select(PolicyVersion).where(col(PolicyVersion.state).in_(SERVING_STATES))
                                     .order_by(PolicyVersion.decision_type, PolicyVersion.name)).all()

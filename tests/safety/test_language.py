@@ -175,3 +175,11 @@ def test_suite_rates(detector):
     false = sum(detector.coverage(t, LOCAL).uncovered for t in english) / len(english)
     marked = sum(detector.coverage(t, LOCAL).uncovered for t in other) / len(other)
     assert false <= 0.10 and marked >= 0.90, (false, marked)
+
+
+def test_warm_loads_the_detector_before_the_first_check():
+    detector = LanguageDetector(preload=False)
+    layer = SafetyLayer(shipped_rulesets(), Moderator(None, [Recording()], language=detector))
+    assert detector._detector is None
+    layer.warm()
+    assert detector._detector is not None
