@@ -43,7 +43,6 @@ from sqlmodel import Session, select
 from app.errors import InvalidInput, Unavailable
 from app.models import AuditEntry, AuditHead, utcnow
 from app.settings import DEFAULT_SECRET, Settings
-from safety.pii import redact_values
 
 __all__ = [
     "append_audit", "audit_key", "bind_audit_key", "entry_hash", "entry_mac", "head_checkpoint",
@@ -117,6 +116,10 @@ def entry_hash(prev_hash: str, seq: int, ts: datetime, actor: str, action: str, 
 
 def append_audit(session: Session, actor: str, action: str, subject_type: str, subject_id: str, details: dict | None = None) -> AuditEntry:
     """Append an entry in the caller's transaction and return it (MACed when this process has a key)."""
+    # Imported here: safety.pii loads Presidio and spaCy (seconds), and every CLI command imports this module
+    # through app.db, most of them never appending.
+    from safety.pii import redact_values
+
     # What the JSON column will give back, without personal data (a reviewer's note, a correction's feedback).
     details = redact_values(json.loads(json.dumps(details or {}, default=str)))
     key = _bound_key(session)
