@@ -90,8 +90,8 @@ def get_decision(decision_id: str, session: SessionDep, _: Annotated[ApiKey, Dep
 
 
 @router.post("/{decision_id}/outcome", response_model=OutcomeOut, status_code=201,
-             responses={200: {"description": "A correction replaced the recorded outcome."},
-                        409: {"description": "The decision already has an outcome (and this is not a correction)."}})
+             responses={200: {"model": OutcomeOut, "description": "A correction replaced the recorded outcome."},
+                        **error_responses(409)})
 def post_outcome(decision_id: str, body: OutcomeIn, response: Response, session: SessionDep, settings: SettingsDep,
                  key: AppKey) -> OutcomeOut:
     if body.reason is not None and not body.correction:
