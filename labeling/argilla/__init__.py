@@ -4,6 +4,8 @@
 - `client`: push / pull with the official `argilla` SDK (v2).
 - `review_schema`, `review_queue`: the trust-and-safety review queue's dataset (one record per
   review item, a verdict / category / note / corrected-output per response).
+- `suggestions`: which judge may pre-select its verdict (measured reliability), and how every
+  judge's opinion is shown to annotators.
 - `webhooks`: verify and read Argilla's Standard Webhooks deliveries.
 - `server`: start / stop the embedded argilla-server (own virtual environment, no Elasticsearch).
 - `testing`: one live embedded server per test session (for tests that need it).
@@ -49,6 +51,14 @@ from labeling.argilla.server import (
     start_embedded,
     stop_embedded,
 )
+from labeling.argilla.suggestions import (
+    JudgeOpinion,
+    JudgeReliability,
+    SuggestionPolicy,
+    assess_judges,
+    choose_suggestion,
+    render_judges,
+)
 from labeling.argilla.webhooks import (
     RESPONSE_EVENTS,
     InvalidWebhook,
@@ -76,6 +86,8 @@ __all__ = [
     "EmbeddedArgillaError",
     "HumanResponse",
     "InvalidWebhook",
+    "JudgeOpinion",
+    "JudgeReliability",
     "JudgeSuggestion",
     "PullResult",
     "PushItem",
@@ -87,13 +99,17 @@ __all__ = [
     "ReviewRecord",
     "ReviewRecordState",
     "ReviewResponse",
+    "SuggestionPolicy",
     "WebhookEvent",
+    "assess_judges",
+    "choose_suggestion",
     "embedded_status",
     "event_dataset",
     "free_port",
     "parse_response_event",
     "parse_review_response_event",
     "render_context",
+    "render_judges",
     "render_reasons",
     "start_embedded",
     "stop_embedded",
