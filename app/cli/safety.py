@@ -14,10 +14,7 @@ import typer
 
 from app.cli.common import JsonOpt, emit, handle_errors
 from app.errors import InvalidInput
-from app.services.moderations import moderate_texts
-from app.services.serving import build_safety_layer
 from app.settings import get_settings
-from safety.moderation.evaluation import ANY_UNSAFE, evaluate_moderation, read_labelled
 
 BATCH = 32  # texts per moderator call: one remote request per batch for OpenAI, concurrent ones for a guard
 
@@ -53,6 +50,9 @@ def _table(out: dict[str, Any]) -> str:
         note = "" if m["scored"] else "  (no provider scores this category)"
         lines.append(f"{name:<24} {m['n']:>6} {m['positives']:>5}  {_fmt(m['auprc'], m['auprc_ci']):<24} "
                      f"{_fmt(m['f1'], m['f1_ci']):<24} {_fmt(m['fpr'], m['fpr_ci']):<24}{note}")
+    any_unsafe = out["metrics"]["any"]  # evaluation.ANY_UNSAFE, listed first
+    lines.append(f"language no deciding provider covers: {any_unsafe['uncovered']} text(s); unsafe texts flagged or "
+                 f"marked uncovered: {_fmt(any_unsafe['recall_or_uncovered'])}")
     return "\n".join(lines)
 
 
@@ -67,6 +67,11 @@ def safety_eval(
 ) -> None:
     """AUPRC, F1 and false-positive rate per category and for "any unsafe", with bootstrap 95% intervals,
     of the moderation chain the decision path uses (same providers, fallback and policy as /v1/moderations)."""
+    # The moderation chain loads torch, transformers and sklearn: imported here, not for every `arbiter` call.
+    from app.services.moderations import moderate_texts
+    from app.services.serving import build_safety_layer
+    from safety.moderation.evaluation import ANY_UNSAFE, evaluate_moderation, read_labelled
+
     if stage not in ("input", "output"):
         raise InvalidInput(f"--stage must be input or output, got {stage!r}")
     try:
