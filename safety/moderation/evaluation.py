@@ -16,7 +16,9 @@ A labelled set is JSON Lines, one text per line, labelled either per category or
 Scores and flags come from `ModerationSummary` objects (`safety.moderation.summary`), one per text,
 so what is measured is exactly what `/v1/moderations` answers: a category's score is the highest any
 provider gave it and its flag whether any provider flagged it; "any unsafe" ranks by the summary's
-`unsafe_score` and flags by its `flagged`. AUPRC ranks the scores (it needs no threshold); F1,
+`unsafe_score` and flags by its `flagged`; for it the report also counts the texts whose language
+no deciding provider covers (`uncovered`) and the share of unsafe texts flagged or uncovered
+(`recall_or_uncovered`: not silently allowed). AUPRC ranks the scores (it needs no threshold); F1,
 precision, recall and the false-positive rate (flagged negatives / negatives) judge the flags.
 
 Point estimates are scikit-learn's metrics. The 95% intervals are percentile bootstrap intervals
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
+from safety.language import UNCOVERED
 from safety.moderation.summary import ModerationSummary
 
 __all__ = ["ANY_UNSAFE", "LabelledText", "evaluate_moderation", "read_labelled"]
@@ -192,6 +195,13 @@ def evaluate_moderation(
     scores = np.array([s.unsafe_score for s in summaries], dtype=float)
     flags = np.array([s.flagged for s in summaries], dtype=bool)
     results[ANY_UNSAFE] = _metrics(y, scores, flags, rng, resamples, confidence) | {"scored": True}
+    # Where no provider that decided covers a text's language the verdict says so and the rule set
+    # escalates: an unsafe text flagged *or* marked uncovered was not silently allowed.
+    uncovered = np.array([(s.report.get("coverage") or {}).get("status") in UNCOVERED for s in summaries])
+    results[ANY_UNSAFE]["uncovered"] = int(uncovered.sum())
+    results[ANY_UNSAFE]["recall_or_uncovered"] = (
+        round(float(np.mean((flags | uncovered)[y])), 4) if y.any() else None
+    )
     names = sorted({c for e in examples if e.categories for c in e.categories})
     for number, category in enumerate(names, start=1):
         if progress:
