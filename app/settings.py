@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     guard_family: Literal["llama-guard", "qwen3guard", "granite-guardian"] = Field("llama-guard", description="Prompt and answer format of the guard model: Llama Guard 3, Qwen3Guard-Gen or Granite Guardian 3.x.")
     guard_api_key: str = Field("", description="API key of the guard endpoint (vLLM `--api-key`); empty when it needs none.")
     guard_timeout_s: float = Field(5.0, gt=0, description="Timeout of one guard-model request before the next moderation provider decides.")
+    pii_ner_model: str = Field("auto", description="spaCy pipeline that finds names for PII redaction: `auto` (the packaged English one when installed), a package name, or `none` (patterns only: names are not redacted, and each text costs well under a millisecond instead of tens).")
 
     # --- decision types and rules --------------------------------------------------------------
     decision_types_dir: Optional[Path] = Field(None, description="Extra decision types (YAML), added to the shipped ones in policies/decision_types.")

@@ -5,7 +5,9 @@ Recognition runs on Microsoft Presidio's `AnalyzerEngine` with Arbiter's recogni
 (`safety.pii_recognizers`: checksummed, `phonenumbers` for phones) and, when the spaCy English
 pipeline package is installed, Presidio's spaCy NER recognizer for `PERSON`. Without that
 package the engine runs without an NLP model (Presidio's no-op engine) and names are not found
-(`PIIDetector.ner` says which). Replacement is Presidio's anonymizer with a `replace` operator per
+(`PIIDetector.ner` says which). The model is English and reads capitalisation: a text without a
+capital letter skips it, so names written in lowercase are not found, and on other languages it
+sometimes takes a capitalised phrase for a name. Replacement is Presidio's anonymizer with a `replace` operator per
 kind, so every detection becomes its typed placeholder ("[EMAIL]", "[CARD]", "[PERSON]", ...):
 the redacted text still reads naturally and reviewers see what kind of data was removed. When
 two detections overlap, the kind earlier in `PII_KINDS` wins (a card number is not also a phone).
@@ -53,6 +55,7 @@ __all__ = [
     "apply_redactions",
     "card_brand",
     "default_detector",
+    "use_pii_detector",
     "find_pii",
     "iban_valid",
     "luhn_valid",
@@ -170,6 +173,9 @@ class PIIDetector:
         if cached is None:
             cached = self._analyze(text, wanted)
             self._remember(text, wanted, cached)
+            if cached:  # the redacted text (a verdict's, a stored context's) holds nothing more
+                spans = (Span(start, end, PLACEHOLDERS[kind]) for kind, start, end in cached)
+                self._remember(apply_redactions(text, spans), wanted, ())
         return [PIIMatch(kind, start, end, text[start:end]) for kind, start, end in cached]
 
     def _remember(self, text: str, wanted: tuple[str, ...], spans: tuple[tuple[str, int, int], ...]) -> None:
@@ -188,14 +194,11 @@ class PIIDetector:
         if not matches:
             return text, matches
         results = [RecognizerResult(ENTITY_OF[m.kind], m.start, m.end, 1.0) for m in matches]
-        redacted = self._anonymizer.anonymize(text, results, self._operators).text
-        # Redacted text is redacted again on its way to the store (the verdict's text, a review item):
-        # remember that it holds nothing more, so that costs no second model run.
-        self._remember(redacted, _check_kinds(kinds), ())
-        return redacted, matches
+        return self._anonymizer.anonymize(text, results, self._operators).text, matches
 
     def _analyze(self, text: str, wanted: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
-        engine = self._full if "person" in wanted else self._patterns
+        # The NER pass is most of the cost; the model finds (almost) no name in text without a capital.
+        engine = self._full if "person" in wanted and any(c.isupper() for c in text) else self._patterns
         results = engine.analyze(
             text,
             language="en",
@@ -251,10 +254,29 @@ def _check_kinds(kinds: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(k for k in PII_KINDS if k in wanted)
 
 
-@lru_cache(maxsize=1)
+_default: PIIDetector | None = None
+_default_key = ""
+_default_lock = threading.Lock()
+
+
 def default_detector() -> PIIDetector:
-    """The process-wide detector (built once; loading the NER model takes about a second)."""
-    return PIIDetector()
+    """The process-wide detector (built on first use; loading the NER model takes about a second)."""
+    with _default_lock:
+        return _default if _default is not None else _set_default("auto")
+
+
+def use_pii_detector(ner_model: str = "auto") -> PIIDetector:
+    """Make the process-wide detector the one for `ner_model` ("auto", a spaCy package name, or
+    "none") and load it now; an existing one for the same choice is kept."""
+    key = ner_model.lower() if ner_model.lower() in ("auto", "none") else ner_model
+    with _default_lock:
+        return _default if _default is not None and _default_key == key else _set_default(key)
+
+
+def _set_default(key: str) -> PIIDetector:
+    global _default, _default_key
+    _default, _default_key = PIIDetector(ner_model=None if key == "none" else key), key
+    return _default
 
 
 def find_pii(text: str, kinds: Sequence[str] | None = None) -> list[PIIMatch]:

@@ -23,6 +23,7 @@ from app.settings import Settings
 from safety.layer import SafetyLayer
 from safety.moderation.guard import GuardModerationConfig
 from safety.moderation.openai_api import OpenAIModerationConfig
+from safety.pii import use_pii_detector
 
 __all__ = ["Serving", "build_safety_layer", "record_rulesets", "get_serving"]
 
@@ -46,6 +47,8 @@ def build_safety_layer(settings: Settings) -> SafetyLayer:
         guard = GuardModerationConfig(base_url=settings.guard_base_url, model=settings.guard_model,
                                       family=settings.guard_family, api_key=settings.guard_api_key or "EMPTY",
                                       timeout_s=settings.guard_timeout_s)
+    # Loaded here, not on the first request (the spaCy pipeline takes about a second).
+    use_pii_detector(settings.pii_ner_model)
     # Reviewer verdicts retrain the harm classifier into versioned artifacts (app.services.review);
     # the newest one is used, the seed-trained one until there is any.
     classifier = harm_classifier_dir(settings)

@@ -176,3 +176,18 @@ def test_redact_values_walks_json_and_keeps_codes():
         "reasons": [{"code": "rule-error", "message": "expected a number, got '[EMAIL]'"}],
         "n": 3,
     }
+
+
+def test_pii_ner_model_setting_switches_the_process_detector(tmp_path):
+    """ARBITER_PII_NER_MODEL=none: the app's detector runs patterns only (names are kept, e-mails not)."""
+    from app.services.serving import build_safety_layer
+    from app.settings import Settings
+    from safety.pii import default_detector, use_pii_detector
+
+    try:
+        build_safety_layer(Settings(environment="test", var_dir=tmp_path, pii_ner_model="none"))
+        assert not default_detector().ner
+        assert redact_pii("Please ask Maria Garcia, jo@example.com")[0] == "Please ask Maria Garcia, [EMAIL]"
+    finally:
+        use_pii_detector("auto")
+    assert default_detector().ner == (default_detector().ner_model is not None)
