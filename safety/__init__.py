@@ -1,6 +1,8 @@
 """Arbiter's safety layer: nothing a policy proposes reaches a user or a queue without passing it.
 
 - `safety.moderation`: moderation providers and the fallback chain;
+- `safety.normalize`: the text every detector reads (look-alikes, zero-width, leetspeak undone);
+- `safety.language`: which language a text is in and whether the providers cover it;
 - `safety.pii`: personal-data detectors and redaction;
 - `safety.rules` (+ `safety.conditions`): versioned YAML rule sets per decision type;
 - `safety.verdict`: combining moderation and rule hits into one verdict;
@@ -9,6 +11,7 @@
 This package imports nothing from the rest of Arbiter and keeps no state of its own.
 """
 
+from safety.language import Coverage, LanguageDetector
 from safety.layer import Check, SafetyLayer, UnknownDecisionType, default_moderator
 from safety.moderation import (
     HarmClassifier,
@@ -20,6 +23,7 @@ from safety.moderation import (
     retrain,
     train_harm_classifier,
 )
+from safety.normalize import normalize
 from safety.pii import PIIMatch, find_pii, redact_pii
 from safety.rules import (
     RuleEvaluationError,
@@ -35,7 +39,9 @@ from safety.verdict import ModerationPolicy, Outcome, Reason, Verdict, combine
 
 __all__ = [
     "Check",
+    "Coverage",
     "HarmClassifier",
+    "LanguageDetector",
     "ModerationPolicy",
     "ModerationReport",
     "ModerationResult",
@@ -57,6 +63,7 @@ __all__ = [
     "find_pii",
     "load_ruleset",
     "load_rulesets",
+    "normalize",
     "parse_ruleset",
     "redact_pii",
     "retrain",
