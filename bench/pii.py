@@ -22,7 +22,9 @@ printed because the figures move with it.
 The JSON line also says how far moderation scores move when the personal data is replaced by a
 placeholder, a neutral stand-in or nothing (the reason `SafetyLayer` moderates the original text):
 mean |score change| of the highest category score, and flips of a 0.5 threshold, over the suite's
-positive texts alone and after "I will stab you tomorrow. ".
+positive texts alone and after "I will stab you tomorrow. ". And what the decision path spends on
+a ticket's safety check with and without the name model (`decision_path_ms_per_ticket`: input
+check with moderation, redacted context, scrubbed verdict).
 
     .venv/bin/python bench/pii.py
 """
@@ -147,6 +149,35 @@ def moderation_shift(rows: list[dict], detector) -> dict:
     return result
 
 
+def decision_path(rows: list[dict]) -> dict:
+    """The safety work of one ticket decision that touches personal data, per ticket: the input check
+    (rules, including the PII rule, and moderation), the redacted context, and the scrubbed verdict that
+    is stored. Run with each process-wide detector; caches start empty (each ticket is new)."""
+    from app.services.decisions import redacted_context
+    from safety.layer import SafetyLayer
+    from safety.pii import redact_values, use_pii_detector
+
+    layer = SafetyLayer.build()
+    tickets = [{"subject": r["text"][:40], "body": r["text"], "customer": {"tier": "standard", "language": "en"}}
+               for r in rows]
+    result = {}
+    for choice in ("none", "auto"):
+        detector = use_pii_detector(choice)
+        timings = []
+        for ticket in tickets:
+            detector._cache.clear()  # noqa: SLF001 - a new ticket's texts are never cached
+            started = time.perf_counter()
+            verdict = layer.check_input("ticket-routing", context=ticket, text=f"{ticket['subject']}\n{ticket['body']}")
+            redacted_context(ticket)
+            redact_values(verdict.to_dict())
+            timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        result["patterns_only" if choice == "none" else "with_names"] = {
+            "p50": round(statistics.median(timings), 2), "p99": round(timings[int(0.99 * (len(timings) - 1))], 2)}
+    use_pii_detector("auto")
+    return result
+
+
 def main() -> None:
     from tqdm import tqdm
 
@@ -176,6 +207,8 @@ def main() -> None:
             out[suite][name] = score(rows, find)
     print("moderation shift ...", file=sys.stderr)
     out["moderation_shift"] = moderation_shift(suites["dev"], full)
+    print("decision path ...", file=sys.stderr)
+    out["decision_path_ms_per_ticket"] = decision_path(suites["dev"])
     out["machine"] = {**machine(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(out, ensure_ascii=False))
 
