@@ -148,11 +148,13 @@ def review_sync(
         pull_line = (
             f"pulled {pulled.responses} answer(s): {pulled.applied} verdict(s) recorded "
             f"({pulled.comparisons} preference pair(s)), {pulled.unchanged} unchanged, {pulled.discarded} discarded, "
+            f"{pulled.superseded} from before a reopen, "
             f"{len(pulled.already_decided)} already decided, {len(pulled.invalid)} invalid"
         )
         push_line = (
             f"pushed {pushed.pushed} of {pushed.pending} pending item(s) ({pushed.already_present} already there), "
-            f"closed {pushed.closed} decided record(s) -> {pushed.dataset}"
+            f"closed {pushed.closed} decided record(s), showed {pushed.reopened} reopened one(s) as pending "
+            f"-> {pushed.dataset}"
         )
         return "\n".join([pull_line, push_line, *(f"  ! {p}" for p in problems)])
 

@@ -202,6 +202,17 @@ def test_annotators_cannot_open_or_decide_the_review_dataset(engine, argilla_set
     assert pull_review_verdicts(engine, client, review_dataset_spec(argilla_settings)).applied == 1
     assert (_items(engine)[item].reviewer, _items(engine)[item].safety_layer) == ("argilla:reviewer", "right")
 
+    spec = review_dataset_spec(argilla_settings)
+    assert push_review_items(engine, client, spec).closed == 1  # the record shows the verdict
+
+    # An admin reopens it: the record shows "pending" again and the old answer is not applied again.
+    with session_scope(engine) as s:
+        review.reopen(s, item, actor="key:admin", reason="it is hate, not harassment")
+    assert push_review_items(engine, client, spec).reopened == 1
+    assert reviewer.get(f"/records/{record['id']}").json()["metadata"]["arbiter_status"] == "pending"
+    again = pull_review_verdicts(engine, client, spec)
+    assert (again.applied, again.superseded) == (0, 1) and _items(engine)[item].status == "pending"
+
 
 def test_cli_review_sync(engine, argilla_settings, reviewer, layer, run_cli, monkeypatch):
     item = flagged(engine, layer, "content", {"message": "hi"}, text=RUDE)
