@@ -20,7 +20,9 @@ be in the chain with the same hash. The README says how to anchor checkpoints ou
 Entries written before a key was configured (or while the secret key is the shipped default) carry
 no MAC: they verify as *unkeyed legacy* entries, hash-chained only, and are reported as such. They
 may only precede keyed ones: an unkeyed entry after a keyed one is a forgery or a stripped MAC. For
-the same reason a process without the chain's key refuses to append to a keyed chain.
+the same reason a process without the chain's key refuses to append to a keyed chain. A writer who
+strips *every* MAC could pass a rewritten chain off as legacy; the count of unkeyed entries says so,
+and an exported head records the first keyed entry (``keyed_from``), after which none may be unkeyed.
 
 Appends take a row lock on the head (PostgreSQL) or run inside SQLite's immediate transaction, so
 concurrent writers never fork the chain. ``append_audit`` joins the caller's transaction: the entry
@@ -38,7 +40,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.engine import URL, Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from app.errors import InvalidInput, Unavailable
 from app.models import AuditEntry, AuditHead, utcnow
@@ -74,8 +76,8 @@ def entry_mac(key: bytes, entry_hash_hex: str) -> str:
     return hmac.new(key, b"entry\x00" + entry_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def _checkpoint_mac(key: bytes, seq: int, hash_hex: str) -> str:
-    return hmac.new(key, f"head\x00{seq}\x00{hash_hex}".encode("ascii"), hashlib.sha256).hexdigest()
+def _checkpoint_mac(key: bytes, seq: int, hash_hex: str, keyed_from: int | None) -> str:
+    return hmac.new(key, f"head\x00{seq}\x00{hash_hex}\x00{keyed_from}".encode("ascii"), hashlib.sha256).hexdigest()
 
 
 # Which key appends to which database: set by ``app.db.get_engine`` from the settings it was given, so
@@ -156,25 +158,30 @@ def append_audit(session: Session, actor: str, action: str, subject_type: str, s
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """An exported head: the newest entry's sequence number and hash, MACed when there is a key."""
+    """An exported head: the newest entry's sequence number and hash, and the first keyed entry, MACed when
+    there is a key. ``keyed_from`` stops a writer from stripping every MAC from there on and passing the
+    entries off as unkeyed legacy ones (their hashes do not cover their MACs)."""
 
     seq: int
     hash: str
     key_id: str | None = None
     mac: str | None = None
     exported_at: str | None = None
+    keyed_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash, "key_id": self.key_id, "mac": self.mac,
-                "exported_at": self.exported_at, "expect_head": f"{self.seq}:{self.hash}"}
+        return {"seq": self.seq, "hash": self.hash, "keyed_from": self.keyed_from, "key_id": self.key_id,
+                "mac": self.mac, "exported_at": self.exported_at, "expect_head": f"{self.seq}:{self.hash}"}
 
 
 def head_checkpoint(session: Session, key: bytes | None) -> Checkpoint:
-    """The current head as a checkpoint to store outside the database."""
+    """The current head as a checkpoint to store outside the database (export it from a verified chain)."""
     head = session.get(AuditHead, 1)
     seq, digest = (head.seq, head.hash or GENESIS) if head else (0, GENESIS)
-    return Checkpoint(seq, digest, key_id(key) if key else None, _checkpoint_mac(key, seq, digest) if key else None,
-                      utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    keyed_from = session.exec(select(func.min(AuditEntry.seq)).where(col(AuditEntry.mac).is_not(None))).one()
+    return Checkpoint(seq, digest, key_id(key) if key else None,
+                      _checkpoint_mac(key, seq, digest, keyed_from) if key else None,
+                      utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"), keyed_from)
 
 
 _SEQ_HASH = re.compile(r"^(\d{1,18}):([0-9a-f]{64})$")
@@ -193,7 +200,10 @@ def parse_checkpoint(text: str) -> Checkpoint:
             raise ValueError
     except (ValueError, KeyError, TypeError):
         raise InvalidInput("an exported head is SEQ:HASH (64 hex digits) or the JSON object of `arbiter audit head --json`") from None
-    return Checkpoint(seq, digest, obj.get("key_id"), obj.get("mac"), obj.get("exported_at"))
+    keyed_from = obj.get("keyed_from")
+    if keyed_from is not None and not (isinstance(keyed_from, int) and keyed_from >= 1):
+        raise InvalidInput("an exported head's keyed_from is a sequence number")
+    return Checkpoint(seq, digest, obj.get("key_id"), obj.get("mac"), obj.get("exported_at"), keyed_from)
 
 
 # --- verifying -----------------------------------------------------------------------------------
@@ -255,7 +265,7 @@ def verify_chain(session: Session, batch: int = 5000, *, key: bytes | None | str
     prev_hash, expected_seq, last_seq = GENESIS, 1, 0
     try:
         if expect is not None and expect.mac and key is not None and expect.key_id == kid:
-            if not hmac.compare_digest(expect.mac, _checkpoint_mac(key, expect.seq, expect.hash)):
+            if not hmac.compare_digest(expect.mac, _checkpoint_mac(key, expect.seq, expect.hash, expect.keyed_from)):
                 raise _Broken(expect.seq, "the exported head's MAC does not match it: the checkpoint itself was altered")
         while True:
             rows = session.exec(select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)).all()
@@ -270,6 +280,9 @@ def verify_chain(session: Session, batch: int = 5000, *, key: bytes | None | str
                 recomputed = entry_hash(e.prev_hash, e.seq, e.ts, e.actor, e.action, e.subject_type, e.subject_id, e.details)
                 if recomputed != e.hash:
                     raise _Broken(e.seq, f"entry {e.seq} was altered: its content does not match its hash")
+                if expect is not None and expect.keyed_from is not None and e.seq >= expect.keyed_from and e.mac is None:
+                    raise _Broken(e.seq, f"entry {e.seq} carries no MAC, but the exported head says entries were keyed "
+                                         f"from entry {expect.keyed_from} on: MACs stripped")
                 counts[_check_mac(e, key, kid, counts["keyed"] + counts["unchecked"] > 0)] += 1
                 if expect is not None and e.seq == expect.seq and e.hash != expect.hash:
                     raise _Broken(e.seq, f"entry {e.seq} differs from the exported head: the chain was rewritten from there on")

@@ -328,3 +328,30 @@ def test_session_on_a_connection_finds_the_key(keyed):
     assert mac
     with Session(engine) as s:
         assert verify_chain(s, key=key).keyed_entries == 1
+
+
+def test_stripping_every_mac_is_caught_by_the_exported_head(keyed):
+    """Edit an entry, recompute the hashes and strip every MAC: without an anchor the chain reads as unkeyed legacy
+    (reported, with a warning); the exported head says entries were keyed from entry 1 on."""
+    from app.audit import head_checkpoint
+    from app.models import AuditEntry, AuditHead
+
+    engine, key = keyed
+    _fill(engine, 3)
+    with Session(engine) as s:
+        exported = head_checkpoint(s, key)
+    assert exported.keyed_from == 1
+    _fill(engine, 2)  # entries written after the export
+    _rewrite_from(engine, 4, change=lambda e: setattr(e, "details", {"i": 99}))
+    with session_scope(engine) as s:
+        for e in s.exec(select(AuditEntry)).all():
+            e.mac = e.key_id = None
+            s.add(e)
+        head = s.get(AuditHead, 1)
+        head.key_id = None
+        s.add(head)
+    with Session(engine) as s:
+        blind = verify_chain(s, key=key)
+        assert blind.ok and blind.unkeyed_legacy == 5 and blind.keyed_entries == 0 and blind.warnings
+        report = verify_chain(s, key=key, expect=exported)
+    assert not report.ok and report.first_bad_seq == 1 and "MACs stripped" in report.problem
