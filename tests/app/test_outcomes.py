@@ -113,6 +113,7 @@ def test_duplicate_outcomes_are_rejected_by_the_store(engine):
         s.add(Outcome(decision_id=decision, reward=0.0))
 
 
+@pytest.mark.both_databases
 def test_migration_keeps_the_first_of_duplicate_outcomes(settings):
     """A store written before the rule may hold several outcomes per decision: upgrading keeps the earliest."""
     from alembic import command

@@ -62,6 +62,7 @@ def test_contradictory_verdicts_are_refused(client, auth, engine, body, fragment
         assert s.exec(select(AuditEntry).where(AuditEntry.action == "review.decided")).first() is None
 
 
+@pytest.mark.both_databases
 def test_a_correct_block_is_exported_as_its_harm_and_an_admin_reopens_it(client, auth, engine, run_cli, tmp_path):
     """Before: the approved block was exported as {"label": "safe"} and could never be undone."""
     item_id = blocked_prompt(engine)
@@ -101,6 +102,7 @@ def test_a_correct_block_is_exported_as_its_harm_and_an_admin_reopens_it(client,
     assert bad.exit_code == 2 and json.loads(bad.stdout)["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.both_databases
 def test_reopen_withdraws_the_preference_labels_of_the_verdict(client, auth, engine):
     from tests.app.test_review import RUDE, flagged
 
@@ -130,6 +132,7 @@ def test_the_api_schema_and_cli_help_say_what_a_verdict_means(client, run_cli):
     assert "may be served" in help_text and "safety-layer" in help_text
 
 
+@pytest.mark.both_databases
 def test_legacy_verdicts_are_migrated_explicitly(settings):
     """Old verdicts said only approve / reject: an approval with no category or "safe" was a false alarm, a
     rejection with a category a right flag; an approval with a harm category is ambiguous and teaches nothing."""
@@ -160,6 +163,7 @@ def test_legacy_verdicts_are_migrated_explicitly(settings):
     assert ("text ambiguous", "safe") not in examples and ("text harm", "harassment") in examples
 
 
+@pytest.mark.both_databases
 def test_an_argilla_answer_from_before_a_reopen_is_not_applied_again(engine):
     from app.services.review_sync import apply_review_response
     from labeling.argilla import ReviewAnswer, ReviewResponse

@@ -21,9 +21,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute(
-        "DELETE FROM outcome WHERE EXISTS (SELECT 1 FROM outcome AS first WHERE first.decision_id = outcome.decision_id"
-        " AND (first.created_at < outcome.created_at"
-        " OR (first.created_at = outcome.created_at AND first.id < outcome.id)))"
+        "DELETE FROM outcome WHERE EXISTS (SELECT 1 FROM outcome AS earlier WHERE earlier.decision_id = outcome.decision_id"
+        " AND (earlier.created_at < outcome.created_at"
+        " OR (earlier.created_at = outcome.created_at AND earlier.id < outcome.id)))"
     )
     with op.batch_alter_table("outcome") as batch_op:
         batch_op.add_column(sa.Column("corrected_at", sa.DateTime(timezone=True), nullable=True))
