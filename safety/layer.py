@@ -32,7 +32,7 @@ from safety.moderation.harm_classifier import load_harm_classifier, train_harm_c
 from safety.moderation.injection import InjectionHeuristics
 from safety.moderation.openai_api import OpenAIModeration, OpenAIModerationConfig
 from safety.moderation.profanity import ProfanityModeration
-from safety.pii import Span
+from safety.pii import Span, apply_redactions
 from safety.rules import (
     RuleEvaluationError,
     RuleHit,
@@ -206,13 +206,18 @@ class SafetyLayer:
     def _check(
         self, ruleset: RuleSet, stage: str, checks: Sequence[Check], findings: Sequence[_Findings]
     ) -> list[Verdict]:
-        # Moderation reads the original text (in memory only; the verdict carries the redacted
-        # one): a placeholder, or any neutral stand-in for the personal data, moves the scores
-        # ("I will stab you tomorrow" 0.47, with ", my email is [EMAIL]" 0.17). bench/pii.py
-        # measures how far each stand-in moves them.
+        # The local providers read the original text (in memory only; the verdict carries the
+        # redacted one): a placeholder, or any neutral stand-in for the personal data, moves the
+        # scores ("I will stab you tomorrow" 0.47, with ", my email is [EMAIL]" 0.17; bench/pii.py
+        # measures how far). Providers outside the process (OpenAI, a guard model) read the redacted
+        # text: personal data a rule removes never leaves the process.
         texts = [c.text for c in checks]
+        remote = [
+            apply_redactions(c.text, f.spans) if c.text is not None and f.spans else c.text
+            for c, f in zip(checks, findings, strict=True)
+        ]
         verdicts = []
-        for check, found, report in zip(checks, findings, self._moderate(texts), strict=True):
+        for check, found, report in zip(checks, findings, self._moderate(texts, remote), strict=True):
             extra = list(found.extra)
             if isinstance(report, Reason):
                 extra, report = [*extra, report], None
@@ -236,22 +241,25 @@ class SafetyLayer:
             )
         return verdicts
 
-    def moderate(self, texts: Sequence[str]) -> list[ModerationReport]:
+    def moderate(self, texts: Sequence[str], remote_texts: Sequence[str] | None = None) -> list[ModerationReport]:
         """Moderation of free texts exactly as a check moderates them (same chain, same preparation):
         what `/v1/moderations` and `arbiter safety eval` read. Raises `ProviderError` when every harm
         provider failed and `ValueError` when the layer has no moderator."""
         if self.moderator is None:
             raise ValueError("this safety layer has no moderator")
-        return self.moderator.moderate(list(texts))
+        return self.moderator.moderate(list(texts), remote_texts)
 
-    def _moderate(self, texts: Sequence[str | None]) -> list[ModerationReport | Reason | None]:
-        """A report per text; None where there is no text; a Reason when moderation was unavailable."""
+    def _moderate(
+        self, texts: Sequence[str | None], remote: Sequence[str | None]
+    ) -> list[ModerationReport | Reason | None]:
+        """A report per text; None where there is no text; a Reason when moderation was unavailable.
+        `remote`: the same texts as providers outside the process may read them (redacted)."""
         wanted = [i for i, t in enumerate(texts) if t and t.strip()]
         out: list[ModerationReport | Reason | None] = [None] * len(texts)
         if not wanted or self.moderator is None:
             return out
         try:
-            reports = self.moderate([texts[i] or "" for i in wanted])
+            reports = self.moderate([texts[i] or "" for i in wanted], [remote[i] or "" for i in wanted])
         except ProviderError as exc:
             reason = Reason("safety", "moderation-unavailable", Outcome.ESCALATE, str(exc))
             for i in wanted:

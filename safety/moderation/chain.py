@@ -103,12 +103,19 @@ class Moderator:
         group = self.primaries + self.fallback + self.detectors
         return tuple(p.name for p in group)
 
-    def moderate(self, texts: Sequence[str]) -> list[ModerationReport]:
+    def moderate(self, texts: Sequence[str], remote_texts: Sequence[str] | None = None) -> list[ModerationReport]:
         """One report per text, in order. Never raises for a provider failure, except when every
-        harm provider failed, because then nothing has examined the text."""
+        harm provider failed, because then nothing has examined the text.
+
+        `remote_texts` (same order): what the primary providers, which run outside the process, read
+        instead, e.g. the texts with personal data replaced; the local ones read `texts`."""
         if not texts:
             return []
+        remote = list(texts) if remote_texts is None else list(remote_texts)
+        if len(remote) != len(texts):
+            raise ValueError("remote_texts must have one text per text")
         texts = [self.normalizer(t) for t in texts] if self.normalizer else list(texts)
+        remote = [self.normalizer(t) for t in remote] if self.normalizer else remote
         errors: list[str] = []
         harm: list[list[ModerationResult]] | None = None
         decided: list[str] = []
@@ -116,7 +123,7 @@ class Moderator:
         fell_back_from: list[tuple[str, str]] = []
         for primary in self.primaries:
             try:
-                harm = [[r] for r in _checked(primary, texts)]
+                harm = [[r] for r in _checked(primary, remote)]
                 decided.append(primary.name)
                 break
             except ProviderError as exc:
