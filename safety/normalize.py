@@ -137,12 +137,14 @@ _NOT_LEET = re.compile(
     re.IGNORECASE,
 )
 _EMAIL_LIKE = re.compile(r"\S+@\S+\.\w+")
+# base64 / URL-safe base64 / hex runs: '+' and '/' would otherwise cut them into word-sized tokens
+_ENCODED_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
 _MAX_LEET_TOKEN = 15  # longer runs are base64 / hashes / ids, never words
 
 
 def unleet(text: str) -> str:
     """``k1ll`` -> ``kill``, ``h4te`` -> ``hate``, ``$h!t`` -> ``shit``; numbers and ids stay."""
-    protected = [m.span() for m in _EMAIL_LIKE.finditer(text)]
+    protected = [m.span() for rx in (_EMAIL_LIKE, _ENCODED_LIKE) for m in rx.finditer(text)]
 
     def fix(match: re.Match[str]) -> str:
         token = match.group()
