@@ -82,7 +82,7 @@ def _checkpoint_mac(key: bytes, seq: int, hash_hex: str, keyed_from: int | None)
 
 # Which key appends to which database: set by ``app.db.get_engine`` from the settings it was given, so
 # the many callers of ``append_audit`` need not carry the key. Keyed by URL so that the read-only
-# variant of an engine (same URL) finds it too.
+# variant of an engine (same URL) finds it too; a process has one settings, so one key per URL.
 _BOUND_KEYS: dict[URL, bytes | None] = {}
 
 

@@ -355,3 +355,35 @@ def test_stripping_every_mac_is_caught_by_the_exported_head(keyed):
         assert blind.ok and blind.unkeyed_legacy == 5 and blind.keyed_entries == 0 and blind.warnings
         report = verify_chain(s, key=key, expect=exported)
     assert not report.ok and report.first_bad_seq == 1 and "MACs stripped" in report.problem
+
+
+def test_api_verify_takes_an_exported_head(keyed, settings):
+    """GET /v1/audit/verify checks MACs with the server's key, and an exported head given as expect_head."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import create_app
+    from app.audit import head_checkpoint
+    from app.auth import create_key
+    from app.models import AuditEntry, AuditHead
+
+    engine, key = keyed
+    app = create_app(settings.model_copy(update={"secret_key": SECRET}))
+    with TestClient(app) as client:
+        with session_scope(engine) as s:
+            _, secret = create_key(s, "admin", "auditor", actor="test")  # audited: entry 1
+        headers = {"Authorization": f"Bearer {secret}"}
+        _fill(engine, 3)
+        with Session(engine) as s:
+            exported = head_checkpoint(s, key)
+        ok = client.get("/v1/audit/verify", params={"expect_head": json.dumps(exported.to_dict())}, headers=headers).json()
+        assert ok["ok"] and ok["keyed_entries"] == 4 and ok["expected_head"] == 4
+        with session_scope(engine) as s:
+            s.delete(s.get(AuditEntry, 4))
+            head = s.get(AuditHead, 1)
+            head.seq, head.hash = 3, s.get(AuditEntry, 3).hash
+            s.add(head)
+        assert client.get("/v1/audit/verify", headers=headers).json()["ok"]
+        bad = client.get("/v1/audit/verify", params={"expect_head": f"{exported.seq}:{exported.hash}"}, headers=headers).json()
+        assert not bad["ok"] and bad["first_bad_seq"] == 4
+        garbage = client.get("/v1/audit/verify", params={"expect_head": "nonsense"}, headers=headers)
+        assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "invalid_input"

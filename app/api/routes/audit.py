@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from app.api.deps import AdminKey, SessionDep
 from app.api.input_guard import INT32_MAX
-from app.audit import verify_chain
+from app.audit import parse_checkpoint, verify_chain
 from app.models import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -25,5 +25,10 @@ def list_entries(session: SessionDep, _: AdminKey,
 
 
 @router.get("/verify")
-def verify(session: SessionDep, _: AdminKey) -> dict:
-    return verify_chain(session).to_dict()
+def verify(session: SessionDep, _: AdminKey,
+           expect_head: str | None = Query(None, max_length=2000, description=(
+               "An exported head (SEQ:HASH, or the JSON of `arbiter audit head --json`) that must still be in the "
+               "chain, unchanged."))) -> dict:
+    """The hash chain, the entries' MACs (with the server's audit key) and, if given, an exported head;
+    ``ok: false`` names the first bad entry."""
+    return verify_chain(session, expect=parse_checkpoint(expect_head) if expect_head else None).to_dict()
