@@ -30,7 +30,7 @@ from app.audit import append_audit
 from app.db import read_only, session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
-from app.models import Decision, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
+from app.models import Decision, Label, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
 from app.services.policy_runtime import PolicyRuntime
 from app.services.rollout import serving_versions
 from policies.action_policy import ActionDecision
@@ -249,9 +249,15 @@ def record_outcome(session: Session, decision_id: str, reward: float | None, fee
         previous = existing.reward
         existing.reward, existing.feedback, existing.corrected_at = reward, feedback, utcnow()
         session.add(existing)
+        # Preference labels derived from the old reward (`outcome_labels`) go; the next derivation uses the new one.
+        stale = session.exec(select(Label).where(Label.source == "outcome",
+                                                 Label.producer == f"outcome:{decision_id}")).all()
+        for label in stale:
+            session.delete(label)
         session.flush()
         append_audit(session, actor, "outcome.corrected", "outcome", existing.id,
-                     {"decision_id": decision_id, "reward_before": previous, "reward": reward, "reason": reason})
+                     {"decision_id": decision_id, "reward_before": previous, "reward": reward, "reason": reason,
+                      "labels_withdrawn": len(stale)})
         outcome = existing
     else:
         if existing is not None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from app.db import session_scope
-from app.models import AuditEntry, Decision, Outcome, PolicyVersion
+from app.models import AuditEntry, Decision, Label, Outcome, PolicyVersion
 from app.services import policies as svc
 
 TICKET = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}}
@@ -168,3 +168,27 @@ def test_ope_json_is_valid_on_an_empty_slice_and_warns_on_a_small_one(run_cli, e
     assert "only 1 logged decision" in report.warnings[0]
     big = evaluate(LoggedDecisions([0] * 40, [0.5] * 40, [1.0] * 40, [[1.0, 0.0]] * 40), n_bootstrap=50)
     assert big.warnings == []
+
+
+@pytest.mark.both_databases
+def test_a_correction_withdraws_the_preference_labels_of_the_old_reward(engine):
+    """Outcome labels (`labels_from_outcomes`) prefer a decision's action when its reward was good; once the
+    reward is corrected to bad, the label it produced must not stay in the training data."""
+    from app.services.decisions import record_outcome
+    from app.services.outcome_labels import labels_from_outcomes
+    from policies.decision_types import BUILTIN_DIR, load_decision_type
+
+    routing = load_decision_type(BUILTIN_DIR / "ticket-routing.yaml")
+    decision = _decision(engine, _policy(engine))
+    with session_scope(engine) as s:
+        s.get(Decision, decision).action_probs = {a: 1 / len(routing.action_ids) for a in routing.action_ids}
+        record_outcome(s, decision, 1.0, {}, actor="test")
+    with session_scope(engine) as s:
+        assert labels_from_outcomes(s, routing) == 1
+    with session_scope(engine) as s:
+        record_outcome(s, decision, 0.0, {}, actor="test", correction=True, reason="refund was reversed")
+    with session_scope(engine) as s:
+        assert s.exec(select(func.count()).select_from(Label).where(Label.source == "outcome")).one() == 0
+        assert labels_from_outcomes(s, routing) == 0  # a reward of 0 prefers nothing
+        [entry] = s.exec(select(AuditEntry).where(AuditEntry.action == "outcome.corrected")).all()
+    assert entry.details["labels_withdrawn"] == 1
