@@ -21,7 +21,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -49,10 +49,10 @@ STARTED = int(time.time())
 
 @dataclass
 class ChatResult:
-    """A completion (``body``, the OpenAI response object) and its text cut into tokens for streaming."""
+    """A completion: ``body`` is the OpenAI response object; ``chunks()`` the same as a stream."""
 
     body: dict[str, Any]
-    pieces: list[str] = field(default_factory=list)
+    backend: Any = None  # the policy's backend, whose tokenizer cuts the reply for a stream
 
     def chunks(self, include_usage: bool = False) -> Iterator[dict[str, Any]]:
         """The ``chat.completion.chunk`` objects of a stream, in OpenAI's order."""
@@ -60,7 +60,7 @@ class ChatResult:
         extra = {"usage": None} if include_usage else {}
         choice = self.body["choices"][0]
         yield base | extra | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}
-        for piece in self.pieces:
+        for piece in _pieces(self.backend, choice["message"]["content"]):
             yield base | extra | {"choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}]}
         yield base | extra | {"choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice["finish_reason"]}],
                               "arbiter": self.body["arbiter"]}
@@ -85,20 +85,22 @@ def _tokens(backend: Any, text: str, *, prompt: bool) -> int:
 def _pieces(backend: Any, text: str) -> list[str]:
     """``text`` cut where the policy's tokens end (what a token-by-token stream sends); they join to ``text``.
 
-    A token that ends inside a multi-byte character waits for the next one (decoding it alone gives U+FFFD)."""
+    Each token is decoded together with the one before it (as vLLM's incremental detokenizer does): a token
+    alone can lose its leading space or, ending inside a multi-byte character, decode to U+FFFD; such a token
+    waits and goes out with the next one."""
     tokenizer = getattr(backend, "tokenizer", None)
-    pieces: list[str] = []
     if tokenizer is not None:
         ids = tokenizer(text=text, add_special_tokens=False)["input_ids"]
-        sent = ""
+        pieces: list[str] = []
+        prefix, read = 0, 0
         for end in range(1, len(ids) + 1):
-            decoded = tokenizer.decode(ids[:end], clean_up_tokenization_spaces=False)
-            if decoded.endswith("\ufffd") and end < len(ids):
-                continue
-            pieces.append(decoded[len(sent):])
-            sent = decoded
+            before = tokenizer.decode(ids[prefix:read], clean_up_tokenization_spaces=False)
+            after = tokenizer.decode(ids[prefix:end], clean_up_tokenization_spaces=False)
+            if len(after) > len(before) and not after.endswith("\ufffd"):
+                pieces.append(after[len(before):])
+                prefix, read = read, end
         if "".join(pieces) == text:
-            return [p for p in pieces if p]
+            return pieces
     return re.findall(r"\s*\S+|\s+", text)  # words, where the tokenizer's round trip changes the text
 
 
@@ -180,4 +182,4 @@ async def chat_completion(engine: Engine, serving: Serving, messages: list[dict[
         "arbiter": {"decision_id": decision_id, "safety_verdict": final.outcome.value, "policy_version_id": version.id,
                     "policy": version.name},
     }
-    return ChatResult(body, await asyncio.to_thread(_pieces, policy.backend, text))
+    return ChatResult(body, policy.backend)
