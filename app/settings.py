@@ -96,8 +96,10 @@ class Settings(BaseSettings):
     canary_auto_rollback: bool = Field(True, description="Check a canary against the active policy after each of its outcomes and blocked decisions, and roll it back automatically when it is worse.")
     canary_min_decisions: int = Field(200, description="Decisions a canary needs before the automatic rollback check.")
     canary_min_outcomes: int = Field(100, description="Outcomes a canary needs before its mean reward is compared.")
-    canary_max_block_rate_delta: float = Field(0.05, description="Rollback when canary block rate exceeds active's by more.")
-    canary_max_reward_drop: float = Field(0.05, description="Rollback when canary mean reward is lower than active's by more.")
+    canary_max_block_rate_delta: float = Field(0.05, gt=0, description="Sequential: the block-rate margin a canary must be shown to stay within before promotion is supported. Fixed: rollback when canary block rate exceeds active's by more.")
+    canary_max_reward_drop: float = Field(0.05, gt=0, description="Sequential: the mean-reward margin (non-inferiority) a canary must be shown to stay within before promotion is supported. Fixed: rollback when canary mean reward is lower than active's by more.")
+    canary_method: Literal["sequential", "fixed"] = Field("sequential", description="`sequential`: an always-valid test (mixture SPRT) of canary vs active on mean reward and block rate, safe to check after every outcome; rollback only on evidence of worse. `fixed`: the raw-delta rule above (noise alone rolls a good canary back once checked often enough).")
+    canary_alpha: float = Field(0.05, gt=0, lt=1, description="Sequential method: the chance that an equal canary is ever rolled back, over all checks of both metrics.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # for type checkers and readers; at run time the names below 
         TransformersBackend,
         load_backend,
     )
+    from policies.canary import MetricTest, analyse_canary
     from policies.decision_types import (
         BUILTIN_DIR,
         ActionSpec,
@@ -105,6 +106,7 @@ __all__ = [
     "LoggedDecisions",
     "LoggedOutcome",
     "LoraSpec",
+    "MetricTest",
     "OPEReport",
     "OpenAICompatibleBackend",
     "Outcome",
@@ -122,6 +124,7 @@ __all__ = [
     "TrainingResult",
     "TransformersBackend",
     "action_probabilities",
+    "analyse_canary",
     "canary_verdict",
     "check_transition",
     "context_features",
@@ -194,6 +197,8 @@ _LAZY = {
     "Recipe": "recipes",
     "RecipeError": "recipes",
     "load_recipe": "recipes",
+    "MetricTest": "canary",
+    "analyse_canary": "canary",
     "ArmStats": "rollout",
     "CanaryThresholds": "rollout",
     "CanaryVerdict": "rollout",

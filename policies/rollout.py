@@ -164,6 +164,7 @@ class ArmStats:
     safety_blocks: int = 0
     outcomes: int = 0  # decisions with an observed reward
     reward_sum: float = 0.0
+    reward_sq_sum: float = 0.0  # sum of squared rewards: the sequential test's variance (policies.canary)
 
     @property
     def block_rate(self) -> float:
@@ -180,6 +181,16 @@ class CanaryThresholds:
     min_outcomes: int = 100  # canary outcomes before the reward rule may fire
     max_block_rate_increase: float = 0.02  # absolute, e.g. 2 percentage points more blocks than active
     max_reward_drop: float = 0.05  # absolute drop in mean reward vs active
+    # "fixed": the two rules above, checked as they stand; "sequential": policies.canary's always-valid test, where
+    # the two deltas are the non-inferiority margins and min_* a burn-in before any verdict.
+    method: str = "sequential"
+    alpha: float = 0.05  # sequential only: chance of any false rollback over all checks, both metrics together
+
+    def __post_init__(self):
+        if self.method not in ("sequential", "fixed"):
+            raise ValueError(f"canary method must be 'sequential' or 'fixed', got {self.method!r}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"canary alpha must be in (0, 1), got {self.alpha}")
 
 
 @dataclass(frozen=True)
@@ -188,10 +199,15 @@ class CanaryVerdict:
     reasons: tuple[str, ...] = ()
     enough_data: bool = False
     details: dict[str, float] = field(default_factory=dict)
+    decision: str = ""  # "rollback" | "promote" | "continue" (policies.canary.analyse_canary fills it)
+    tests: tuple = ()  # policies.canary.MetricTest per metric (sequential method)
 
 
 def canary_verdict(active: ArmStats, canary: ArmStats, thresholds: CanaryThresholds = CanaryThresholds()) -> CanaryVerdict:
-    """Should the canary be rolled back automatically? Only rules with enough canary data can fire."""
+    """The fixed-threshold rule (``method="fixed"``): roll back when a raw difference of means exceeds a delta.
+
+    Only rules with enough canary data can fire. Checked after every outcome, noise alone eventually crosses the
+    delta; ``policies.canary.analyse_canary`` is the default, sequential alternative."""
     reasons: list[str] = []
     details = {"canary_block_rate": canary.block_rate, "active_block_rate": active.block_rate,
                "canary_mean_reward": canary.mean_reward, "active_mean_reward": active.mean_reward}

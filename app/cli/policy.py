@@ -120,23 +120,41 @@ def policy_check_canary(decision_type: str = typer.Argument(...),
                             None, "--max-block-rate-increase", help="Default: ARBITER_CANARY_MAX_BLOCK_RATE_DELTA."),
                         max_reward_drop: float | None = typer.Option(
                             None, "--max-reward-drop", help="Default: ARBITER_CANARY_MAX_REWARD_DROP."),
+                        method: str | None = typer.Option(
+                            None, "--method", help="sequential | fixed. Default: ARBITER_CANARY_METHOD."),
+                        alpha: float | None = typer.Option(None, "--alpha", help="Default: ARBITER_CANARY_ALPHA."),
                         as_json: bool = JsonOpt) -> None:
     """Compare the canary with the active policy and roll it back when it is worse.
 
     The thresholds are the configured ones (``ARBITER_CANARY_*``, the same the automatic rollback uses); a flag
-    overrides one of them for this run only."""
+    overrides one of them for this run only. The verdict is rollback, promote (evidence of not worse at the
+    margins) or continue, with each metric's effect, always-valid interval, p-value and n."""
     import dataclasses
 
     settings, engine = cli_context()
     overrides = {"min_decisions": min_decisions, "min_outcomes": min_outcomes,
-                 "max_block_rate_increase": max_block_rate_increase, "max_reward_drop": max_reward_drop}
+                 "max_block_rate_increase": max_block_rate_increase, "max_reward_drop": max_reward_drop,
+                 "method": method, "alpha": alpha}
     thresholds = dataclasses.replace(svc.configured_canary_thresholds(settings),
                                      **{k: v for k, v in overrides.items() if v is not None})
     with session_scope(engine) as session:
         out = svc.check_canary(session, decision_type, thresholds=thresholds)
     out["thresholds"] = dataclasses.asdict(thresholds)
-    emit(out, as_json, lambda: ("ROLLED BACK: " if out["rolled_back"] else "ok: ") + ("; ".join(out["reasons"]) or
-                                                                                     "within thresholds"))
+    emit(out, as_json, lambda: _canary_text(out))
+
+
+def _canary_text(out: dict) -> str:
+    head = ("ROLLED BACK: " if out["rolled_back"] else f"{out.get('decision') or 'ok'}: ") + (
+        "; ".join(out["reasons"]) or "no evidence of worse")
+    lines = [head]
+    for t in out.get("statistics") or []:
+        if t["status"] == "burn_in":
+            lines.append(f"  {t['metric']}: burn-in (canary n={t['n_canary']})")
+        else:
+            lines.append(f"  {t['metric']}: canary {t['canary']:.4f} vs active {t['control']:.4f}, effect "
+                         f"{t['effect']:+.4f} [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], p={t['p_value']:.3g}, "
+                         f"n={t['n_canary']}/{t['n_control']}: {t['status']}")
+    return "\n".join(lines)
 
 
 @handle_errors

@@ -6,7 +6,8 @@ store around them, and writes one audit entry per state change in the same trans
 
 - ``change_state`` / ``rollback`` / ``promote``: validated transitions (``plan_transition`` / ``plan_rollback``);
   promotion of a finite-action policy must pass the OPE gate unless forced (the override is audited);
-- ``check_canary``: the automatic canary rollback rule over the decisions served so far;
+- ``check_canary``: canary vs active over the decisions served so far (``policies.canary``: an always-valid
+  sequential test by default, the fixed-delta rule as an option); rolls back on evidence of worse;
 - ``evaluate_policy``: OPE of a policy over logged decisions with rewards (any logging policy).
 
 Training jobs are in ``app.services.policy_training``. Model scoring holds no database transaction.
@@ -28,13 +29,13 @@ from app.models import AuditEntry, Decision, Outcome, PolicyVersion, utcnow
 from app.services.policy_runtime import PolicyRuntime
 from app.settings import Settings
 from policies.action_policy import ActionPolicy
+from policies.canary import analyse_canary
 from policies.ope import LoggedDecisions, context_features, evaluate
 from policies.rollout import (
     ArmStats,
     CanaryThresholds,
     PolicyState,
     RolloutError,
-    canary_verdict,
     ope_gate,
     plan_rollback,
     plan_transition,
@@ -117,14 +118,15 @@ def _previous_active(session: Session, policy_id: str) -> str | None:
     return None
 
 
-def rollback(session: Session, policy_id: str, *, actor: str, reason: str = "manual") -> list[PolicyVersion]:
+def rollback(session: Session, policy_id: str, *, actor: str, reason: str = "manual",
+             extra: dict | None = None) -> list[PolicyVersion]:
     row = get_policy(session, policy_id)
     previous = _previous_active(session, policy_id) if row.state == PolicyState.ACTIVE else None
     try:
         changes = plan_rollback(_states(session, row.decision_type), policy_id, previous_active=previous)
     except RolloutError as exc:
         raise Conflict(str(exc), code="invalid_transition") from None
-    return _apply(session, changes, actor, "policy.rolled_back", None, {"rollback_reason": reason})
+    return _apply(session, changes, actor, "policy.rolled_back", None, {"rollback_reason": reason, **(extra or {})})
 
 
 # ------------------------------------------------------------------------------------------------- OPE
@@ -225,10 +227,11 @@ def _arm(session: Session, version_id: str) -> ArmStats:
                              .where(Decision.policy_version_id == version_id)).one()
     blocks = session.exec(select(func.count()).select_from(Decision).where(
         Decision.policy_version_id == version_id, col(Decision.safety_verdict).in_(("block", "escalate")))).one()
-    outcomes = session.exec(select(func.count(), func.coalesce(func.sum(Outcome.reward), 0.0)).select_from(Outcome)
+    outcomes = session.exec(select(func.count(), func.coalesce(func.sum(Outcome.reward), 0.0),
+                                   func.coalesce(func.sum(Outcome.reward * Outcome.reward), 0.0)).select_from(Outcome)
                             .join(Decision, Decision.id == Outcome.decision_id)
                             .where(Decision.policy_version_id == version_id, col(Outcome.reward).is_not(None))).one()
-    return ArmStats(int(decisions), int(blocks), int(outcomes[0]), float(outcomes[1]))
+    return ArmStats(int(decisions), int(blocks), int(outcomes[0]), float(outcomes[1]), float(outcomes[2]))
 
 
 def canary_thresholds(settings: Settings) -> CanaryThresholds | None:
@@ -243,20 +246,35 @@ def configured_canary_thresholds(settings: Settings) -> CanaryThresholds:
     for the automatic check and ``arbiter policy check-canary``."""
     return CanaryThresholds(min_decisions=settings.canary_min_decisions, min_outcomes=settings.canary_min_outcomes,
                             max_block_rate_increase=settings.canary_max_block_rate_delta,
-                            max_reward_drop=settings.canary_max_reward_drop)
+                            max_reward_drop=settings.canary_max_reward_drop, method=settings.canary_method,
+                            alpha=settings.canary_alpha)
 
 
 def check_canary(session: Session, decision_type: str, *, thresholds: CanaryThresholds | None = None,
                  actor: str = "system:canary-gate") -> dict[str, Any]:
-    """Compare the canary with the active policy; roll the canary back (audited) when the rule says so."""
+    """Compare the canary with the active policy; roll the canary back (audited) when the verdict says so.
+
+    ``decision`` is "rollback", "promote" (sequential: evidence of not worse at both margins) or "continue";
+    ``statistics`` holds each metric's effect, always-valid interval and p-value, and n; the rollback's audit
+    entry carries the same."""
     states = list_policies(session, decision_type)
     canary = next((p for p in states if p.state == "canary"), None)
     active = next((p for p in states if p.state == "active"), None)
     if canary is None or active is None:
-        return {"decision_type": decision_type, "canary": None, "rolled_back": False, "reasons": ["no canary running"]}
-    verdict = canary_verdict(_arm(session, active.id), _arm(session, canary.id), thresholds or CanaryThresholds())
+        return {"decision_type": decision_type, "canary": None, "rolled_back": False, "decision": None,
+                "reasons": ["no canary running"]}
+    thresholds = thresholds or CanaryThresholds()
+    verdict = analyse_canary(_arm(session, active.id), _arm(session, canary.id), thresholds)
+    statistics = [_finite(t.as_dict()) for t in verdict.tests]
     if verdict.rollback:
-        rollback(session, canary.id, actor=actor, reason="; ".join(verdict.reasons))
+        rollback(session, canary.id, actor=actor, reason="; ".join(verdict.reasons),
+                 extra={"method": thresholds.method, "statistics": statistics})
     return {"decision_type": decision_type, "canary": canary.id, "active": active.id, "rolled_back": verdict.rollback,
-            "reasons": list(verdict.reasons), "enough_data": verdict.enough_data, "details": verdict.details}
+            "decision": verdict.decision, "method": thresholds.method, "reasons": list(verdict.reasons),
+            "enough_data": verdict.enough_data, "details": _finite(verdict.details), "statistics": statistics}
+
+
+def _finite(values: dict) -> dict:
+    """NaN / infinite numbers as None: JSON output and audit entries stay valid JSON."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in values.items()}
 

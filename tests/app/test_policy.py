@@ -125,6 +125,7 @@ def test_check_canary_reads_the_configured_thresholds(run_cli, engine, monkeypat
     monkeypatch.setenv("ARBITER_CANARY_MIN_DECISIONS", "20")
     monkeypatch.setenv("ARBITER_CANARY_MIN_OUTCOMES", "20")
     monkeypatch.setenv("ARBITER_CANARY_MAX_REWARD_DROP", "0.5")
+    monkeypatch.setenv("ARBITER_CANARY_METHOD", "fixed")  # the raw-delta rule, where the drop is a rollback threshold
     active = _version(engine, "active", 1.0)
     canary = _version(engine, "canary", 0.1)
     _log(engine, active, 60, 0.9)
@@ -132,7 +133,7 @@ def test_check_canary_reads_the_configured_thresholds(run_cli, engine, monkeypat
     _log(engine, canary, 20, 0.2)
     kept = _json(run_cli("policy", "check-canary", "ticket-routing", "--json"))
     assert kept["thresholds"] == {"min_decisions": 20, "min_outcomes": 20, "max_block_rate_increase": 0.05,
-                                  "max_reward_drop": 0.5}
+                                  "max_reward_drop": 0.5, "method": "fixed", "alpha": 0.05}
     assert kept["enough_data"] and not kept["rolled_back"]  # a drop of 0.35 is within the configured 0.5
     monkeypatch.setenv("ARBITER_CANARY_MAX_REWARD_DROP", "0.1")
     get_settings.cache_clear()
