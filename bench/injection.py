@@ -5,9 +5,16 @@ leaks, fake chat turns, role-play and jailbreaks; in English, Spanish, German, F
 Italian and Dutch; base64, ROT13, hex, URL-encoded, Cyrillic look-alikes, leetspeak, zero-width and
 spaced-out letters) and look-alikes (support tickets that ignore a previous e-mail, system
 information, pasted logs and chat transcripts, base64 attachments, URL-encoded links), every
-sentence written for this project. The phrase bank was tuned on the `dev` half only; the
-`held-out` half is the figure to quote. Both halves were written by the same author before tuning,
-so held-out is an optimistic estimate of unseen phrasings, not a public benchmark.
+sentence written for this project, in three splits:
+
+- `dev`: what the phrase bank was tuned on (it includes a first "unseen" set of 40, moved here
+  after it had been measured once: 11/20 attacks caught, 1/20 look-alikes flagged);
+- `held-out`: written together with `dev`, before tuning, never tuned on; the same author's
+  phrasing habits, so an optimistic estimate;
+- `unseen`: 40 texts written after the phrase bank was final and measured once, never tuned on:
+  the figure closest to new phrasings (paraphrases the bank has no pattern for are missed).
+
+None of it is a public benchmark.
 
 "before" is the detector as it was at commit `BASELINE` (English patterns, no decoding), loaded
 from git; "after" is the current `InjectionHeuristics`. Rates carry 95% Wilson intervals (scipy).
@@ -86,7 +93,7 @@ def _evaluate(detector, rows: list[dict]) -> dict:
 
 def main() -> None:
     rows = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    splits = {s: [r for r in rows if r["split"] == s] for s in ("dev", "held-out")}
+    splits = {s: [r for r in rows if r["split"] == s] for s in ("dev", "held-out", "unseen")}
     after = InjectionHeuristics()
     before = _baseline_detector()
     result: dict = {"bench": "injection", "suite": str(SUITE.relative_to(REPO)), "baseline_commit": BASELINE}
@@ -95,8 +102,9 @@ def main() -> None:
             result[name] = "baseline not available (needs git and commit %s)" % BASELINE
             continue
         result[name] = {split: _evaluate(detector, split_rows) for split, split_rows in splits.items()}
-        print(f"{name}: held-out caught {result[name]['held-out']['caught']['rate']}, "
-              f"false flags {result[name]['held-out']['false_flags']['rate']}", file=sys.stderr)
+        for split in ("held-out", "unseen"):
+            print(f"{name}: {split} caught {result[name][split]['caught']['rate']}, "
+                  f"false flags {result[name][split]['false_flags']['rate']}", file=sys.stderr)
     timings = []
     for row in rows:
         start = time.perf_counter()
