@@ -150,7 +150,13 @@ def _plot(rows: dict, path: Path, n: int) -> Path:
 
 def rollout(demo: DemoRun) -> None:
     """candidate -> shadow (some traffic) -> canary 25% (traffic with outcomes) -> gate -> active."""
-    from app.services.policies import change_state, check_canary, evaluate_policy, promote
+    from app.services.policies import (
+        change_state,
+        check_canary,
+        configured_canary_thresholds,
+        evaluate_policy,
+        promote,
+    )
 
     pid = demo.dpo_version.id
     o = demo.options
@@ -169,7 +175,7 @@ def rollout(demo: DemoRun) -> None:
         change_state(s, pid, "canary", actor="demo", percent=25)
     canary_log = asyncio.run(demo.decide_all(rollout_tickets[half:], "canary"))
     with session_scope(demo.engine) as s:
-        check = check_canary(s, "ticket-routing")
+        check = check_canary(s, "ticket-routing", thresholds=configured_canary_thresholds(demo.settings))
     served = sum(r["policy"] == pid for r in canary_log)
     why = "; ".join(check["reasons"]) or ("within thresholds" if check.get("enough_data")
                                           else "too few canary decisions and outcomes for the rule yet")
