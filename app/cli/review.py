@@ -29,7 +29,11 @@ def _line(item: ReviewItem) -> str:
 
 @handle_errors
 def review_list(
-    status: str = typer.Option("pending", help="pending | approved | rejected | edited | all"),
+    status: str = typer.Option(
+        "pending",
+        help="pending | approved (the output may be served) | rejected (it must not be) | edited (serve the "
+        "reviewer's correction) | all",
+    ),
     kind: str | None = typer.Option(None, help="flagged | escalated"),
     decision_type: str | None = typer.Option(None, "--decision-type"),
     category: str | None = typer.Option(None),
