@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 from app.audit import append_audit
 from app.db import read_only, session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.input_values import find_hostile
 from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
 from app.models import Decision, Label, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
 from app.services.policy_runtime import PolicyRuntime
@@ -83,6 +84,19 @@ def _replay(session: Session, idempotency_key: str, rhash: str, caller: str) -> 
     return DecisionResult(existing, item, replayed=True)
 
 
+def _writable(*values: Any) -> None:
+    """InvalidInput unless ``values`` can be sent as the API's JSON and stored on PostgreSQL too (no lone
+    surrogate, NaN or NUL). The API's input guard refuses such input first; this is the second line, for
+    callers that bypass it: before it, a decision was committed and its response then failed with 500."""
+    try:
+        data = json.dumps(values, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidInput(f"the decision cannot be stored and answered as JSON ({type(exc).__name__}); "
+                           "nothing was stored") from None
+    if b"\\u0000" in data:
+        raise InvalidInput("the decision contains the NUL character, which cannot be stored; nothing was stored")
+
+
 def _final_verdict(verdict_in: Verdict, verdict_out: Verdict | None) -> Verdict:
     from safety.verdict import SEVERITY
 
@@ -120,6 +134,9 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
         dt.validate_context(context)
     except Exception as exc:  # the decision type raises its own error with the JSON-schema message
         raise InvalidInput(f"context does not match the {decision_type!r} schema: {exc}") from None
+    hostile = find_hostile({"context": context, "unit_id": unit_id})  # the API's guard did this; other callers
+    if hostile is not None:
+        raise InvalidInput(f"{'.'.join(str(p) for p in hostile[0])}: {hostile[1]}")
     rhash = request_hash(decision_type, context, unit_id)
     decision_id = new_id()
 
@@ -192,6 +209,8 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     try:
         with session_scope(engine) as session:
             decision.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            # Nothing is written that cannot be answered and stored alike on every store.
+            _writable(DecisionResult(decision, None).public(), decision.context)
             session.add(decision)
             session.flush()
             if verdict_in.needs_review or (verdict_out is not None and verdict_out.needs_review):

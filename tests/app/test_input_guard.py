@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from app.api.input_guard import find_hostile
+from app.input_values import find_hostile
 from app.models import Decision, ReviewItem
 
 TICKET = '{"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}%s}'
@@ -114,3 +114,45 @@ def test_find_hostile(value, found):
         assert result is None
     else:
         assert result[0] == found[0] and found[1] in result[1]
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize("note", ["\udfff", "a\x00b", float("nan")])
+def test_decide_behind_the_guard_writes_nothing_it_cannot_answer(serving_app, engine, note):
+    """Second line, for callers of decide() that bypass the HTTP guard (the CLI, jobs): a value the response or
+    PostgreSQL cannot carry is refused before the row is written. Before, SQLite committed the row and the
+    response then failed to encode (500), while PostgreSQL failed on the insert: two different outcomes."""
+    import asyncio
+
+    from app.errors import InvalidInput
+    from app.services.decisions import decide
+
+    serving = serving_app.state.serving
+    ctx = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}, "note": note}
+    with pytest.raises(InvalidInput, match="context.note: "):
+        asyncio.run(decide(engine, serving.runtime, serving.safety, "ticket-routing", ctx))
+    assert _count(engine, Decision) == 0 and _count(engine, ReviewItem) == 0
+
+
+@pytest.mark.both_databases
+def test_a_decision_that_cannot_be_answered_is_not_stored(serving_app, engine, monkeypatch):
+    """The last line: whatever produced it (here a policy whose probabilities came out NaN), a decision whose
+    response cannot be encoded as JSON is refused inside its transaction, before the commit."""
+    import asyncio
+
+    from app.errors import InvalidInput
+    from app.services.decisions import decide
+    from policies.action_policy import ActionPolicy
+
+    serving = serving_app.state.serving
+    original = ActionPolicy.decide_from_scores
+
+    def nan_propensity(self, *args, **kwargs):
+        decision = original(self, *args, **kwargs)
+        return type(decision)(**{**decision.__dict__, "propensity": float("nan")})
+
+    monkeypatch.setattr(ActionPolicy, "decide_from_scores", nan_propensity)
+    ctx = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}}
+    with pytest.raises(InvalidInput, match="nothing was stored"):
+        asyncio.run(decide(engine, serving.runtime, serving.safety, "ticket-routing", ctx))
+    assert _count(engine, Decision) == 0

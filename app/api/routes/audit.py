@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query
 from sqlmodel import select
 
 from app.api.deps import AdminKey, SessionDep
-from app.api.input_guard import INT32_MAX
 from app.audit import parse_checkpoint, verify_chain
+from app.input_values import INT32_MAX
 from app.models import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

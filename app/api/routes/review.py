@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SessionDep, SettingsDep, require_roles
-from app.api.input_guard import INT64_MAX
 from app.errors import error_responses
+from app.input_values import INT64_MAX
 from app.models import ApiKey
 from app.services import review
 
