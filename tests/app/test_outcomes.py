@@ -96,7 +96,7 @@ def test_second_outcome_is_refused_and_a_correction_replaces_the_first(api, auth
         [entry] = s.exec(select(AuditEntry).where(AuditEntry.action == "outcome.corrected")).all()
     assert entry.subject_id == first.json()["id"]
     assert entry.details == {"decision_id": decision, "reward_before": 1.0, "reward": 0.0,
-                             "reason": "the ticket was reopened"}
+                             "reason": "the ticket was reopened", "labels_withdrawn": 0}
 
     other = _decision(engine, policy)
     nothing = api.post(f"/v1/decisions/{other}/outcome", json={"reward": 1.0, "correction": True, "reason": "x"},
