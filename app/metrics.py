@@ -5,11 +5,11 @@ Domain code does not import this module; the app records what services report.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "HTTP_REQUESTS", "HTTP_LATENCY", "DECISION_LATENCY", "SAFETY_BLOCKS", "MODERATION_FALLBACKS",
-    "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED", "POLICY_BATCH_SIZE",
+    "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED", "POLICY_BATCH_SIZE", "MONITOR_VALUE", "MONITOR_ALERT",
 ]
 
 HTTP_REQUESTS = Counter("arbiter_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -30,3 +30,8 @@ DECISION_REWARD = Histogram("arbiter_decision_reward", "Rewards reported for dec
 LABELS_INGESTED = Counter("arbiter_labels_ingested_total", "Labels written", ["source"])
 POLICY_BATCH_SIZE = Histogram("arbiter_policy_batch_size", "Requests scored together in one policy model call (micro-batching)",
                               ["decision_type"], buckets=(1, 2, 4, 8, 12, 16, 24, 32, 64, 128))
+# Set by each monitoring report (app.services.monitoring); policy is "" for per-decision-type monitors.
+MONITOR_VALUE = Gauge("arbiter_monitor_value", "Latest value of a monitor (drift effect size, rate increase, backlog)",
+                      ["decision_type", "policy", "monitor", "key"])
+MONITOR_ALERT = Gauge("arbiter_monitor_alert", "1 while a monitor's latest reading is an alert, else 0",
+                      ["decision_type", "policy", "monitor", "key"])

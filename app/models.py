@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "ApiKey", "ApiKeyPublic", "ArgillaPush", "AuditEntry", "AuditHead", "BatchJob", "Candidate",
     "Comparison", "DatasetSnapshot", "Decision", "DecisionPublic", "JudgeCacheEntry", "Label",
-    "LabelJob", "Outcome", "PolicyVersion", "ReviewItem", "RewardModelVersion", "RuleSetVersion",
+    "LabelJob", "MonitorReading", "Outcome", "PolicyVersion", "ReviewItem", "RewardModelVersion", "RuleSetVersion",
     "Task", "new_id", "utcnow", "ROLES", "LABEL_SOURCES", "POLICY_STATES",
 ]
 
@@ -391,3 +391,19 @@ class ReviewItem(SQLModel, table=True):
     created_at: datetime = _ts()
     decided_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     reopened_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)  # an admin reopened its verdict
+
+
+class MonitorReading(SQLModel, table=True):
+    """One monitor's reading in one report (``app.services.monitoring``): the history of drift and rates."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    report_id: str = Field(max_length=32, index=True)  # readings taken together share it
+    decision_type: str = Field(max_length=100, index=True)
+    policy_version_id: Optional[str] = Field(default=None, max_length=32, index=True)  # None: per decision type
+    monitor: str = Field(max_length=50)
+    key: str = Field(default="", max_length=200)  # a context field, a safety effect, or ""
+    value: Optional[float] = None
+    threshold: float = 0.0
+    status: str = Field(max_length=20)  # ok | alert | insufficient_data
+    details: dict = _json()
+    created_at: datetime = _ts(index=True)

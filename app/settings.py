@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     canary_method: Literal["sequential", "fixed"] = Field("sequential", description="`sequential`: an always-valid test (mixture SPRT) of canary vs active on mean reward and block rate, safe to check after every outcome; rollback only on evidence of worse. `fixed`: the raw-delta rule above (noise alone rolls a good canary back once checked often enough).")
     canary_alpha: float = Field(0.05, gt=0, lt=1, description="Sequential method: the chance that an equal canary is ever rolled back, over all checks of both metrics.")
 
+    # --- monitoring ----------------------------------------------------------------------------
+    monitor_reference_decisions: int = Field(500, ge=30, description="Reference window of the monitors: a policy's first N decisions.")
+    monitor_reference_hours: Optional[float] = Field(None, gt=0, description="Instead of the first N decisions: the decisions of a policy's first H hours (from its first decision).")
+    monitor_window_decisions: int = Field(500, ge=30, description="Rolling window of the monitors: a policy's latest N decisions after its reference window.")
+    monitor_alpha: float = Field(0.001, gt=0, lt=1, description="A drift or rate test alerts only below this p-value (and at least `ARBITER_MONITOR_MIN_EFFECT`); low because a report runs dozens of tests.")
+    monitor_min_effect: float = Field(0.1, gt=0, description="Smallest change a monitor alerts on: Jensen-Shannon distance (categorical fields, actions), KS statistic (numeric fields, text length, rewards), or rise of a safety rate.")
+    monitor_max_review_backlog: int = Field(100, ge=0, description="Pending review items of a decision type above which its backlog monitor alerts.")
+    monitor_max_intervention_rate: float = Field(0.2, ge=0, le=1, description="Share of a window's decisions whose review overturned the policy (rejected or edited) above which the intervention monitor alerts.")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def sqlalchemy_url(self) -> str:
