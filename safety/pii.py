@@ -59,6 +59,7 @@ __all__ = [
     "find_pii",
     "iban_valid",
     "luhn_valid",
+    "redact_fields",
     "redact_pii",
     "redact_values",
     "ssn_valid",
@@ -317,6 +318,33 @@ def redact_values(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_values(v) for v in value]
     return value
+
+
+def redact_fields(values: dict[str, Any], joined: str) -> dict[str, Any]:
+    """`redact_values(values)`, reusing the detections in `joined`, the top-level strings of `values`
+    joined by newlines in order (a decision's user text, which the input check has just analysed):
+    one model run for all of them instead of one per field. Nested values are redacted on their own.
+    """
+    fields = [k for k, v in values.items() if isinstance(v, str)]
+    if joined != "\n".join(values[k] for k in fields):
+        return redact_values(values)
+    matches = find_pii(joined)
+    out: dict[str, Any] = {}
+    offset = 0
+    segments = {}
+    for k in fields:
+        segments[k] = (offset, offset + len(values[k]))
+        offset += len(values[k]) + 1
+    for k, v in values.items():
+        if k not in segments:
+            out[k] = redact_values(v)
+            continue
+        start, end = segments[k]
+        # A detection that runs over a field's edge (a name on the subject's end) is cut at the edge.
+        spans = [Span(max(m.start, start) - start, min(m.end, end) - start, PLACEHOLDERS[m.kind])
+                 for m in matches if m.start < end and start < m.end]
+        out[k] = apply_redactions(v, spans) if spans else v
+    return out
 
 
 def apply_redactions(text: str, spans: Iterable[Span]) -> str:

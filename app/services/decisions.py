@@ -38,7 +38,7 @@ from policies.action_policy import ActionDecision
 from policies.decision_types import PromptTooLong
 from policies.rollout import CanaryThresholds
 from safety.layer import SafetyLayer
-from safety.pii import redact_values
+from safety.pii import redact_fields, redact_values
 from safety.verdict import Outcome as SafetyOutcome
 from safety.verdict import Verdict
 
@@ -68,9 +68,10 @@ def request_hash(decision_type: str, context: dict, unit_id: str | None) -> str:
     return hashlib.sha256(json.dumps([decision_type, context, unit_id], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def redacted_context(context: dict) -> dict:
-    """The context with personal data removed from every string in it, nested ones included."""
-    return redact_values(context)
+def redacted_context(context: dict, text: str | None = None) -> dict:
+    """The context with personal data removed from every string in it, nested ones included; with
+    `text`, its user text, the detections the input check made in it are reused for the top-level fields."""
+    return redact_fields(context, text) if text is not None else redact_values(context)
 
 
 def _replay(session: Session, idempotency_key: str, rhash: str, caller: str) -> DecisionResult | None:
@@ -154,7 +155,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
     verdict_in = await asyncio.to_thread(safety.check_input, decision_type, context=context, text=text, actions=actions)
     # Whatever the verdict (blocked and escalated inputs included), the policy, the decision log and
     # reviewers see the context without personal data; only the safety layer above read the original.
-    context = redacted_context(context)
+    context = redacted_context(context, text)
     verdict_out: Verdict | None = None
     proposal: ActionDecision | None = None
     shadow_proposal: ActionDecision | None = None

@@ -191,3 +191,23 @@ def test_pii_ner_model_setting_switches_the_process_detector(tmp_path):
     finally:
         use_pii_detector("auto")
     assert default_detector().ner == (default_detector().ner_model is not None)
+
+
+def test_redact_fields_reuses_the_joined_text_and_redacts_nested_values():
+    from safety.pii import redact_fields
+
+    context = {"subject": "Refund for Maria Garcia", "body": "call 020 7946 0958\nor mail jo@example.com",
+               "customer": {"email": "ann@example.org", "tier": "vip"}, "n": 2}
+    joined = "Refund for Maria Garcia\ncall 020 7946 0958\nor mail jo@example.com"
+    expected = {"subject": "Refund for [PERSON]", "body": "call [PHONE]\nor mail [EMAIL]",
+                "customer": {"email": "[EMAIL]", "tier": "vip"}, "n": 2}
+    if not default_detector_has_names():
+        expected["subject"] = "Refund for Maria Garcia"
+    assert redact_fields(context, joined) == expected
+    assert redact_fields(context, "not the joined text") == expected  # falls back to one run per field
+
+
+def default_detector_has_names() -> bool:
+    from safety.pii import default_detector
+
+    return default_detector().ner
