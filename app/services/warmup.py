@@ -29,7 +29,9 @@ from app.settings import Settings
 
 __all__ = ["WarmupStatus", "warm_serving"]
 
-log = logging.getLogger("arbiter.warmup")
+# A child of uvicorn's error logger: `arbiter serve` shows its INFO lines (what loads, when it is ready) next to
+# the server's own; elsewhere it is an ordinary logger.
+log = logging.getLogger("uvicorn.error.arbiter.warmup")
 
 SERVING_STATES = ("active", "canary", "shadow")
 WARM_MESSAGES = [{"role": "user", "content": "Hello"}]
