@@ -124,3 +124,15 @@ def test_review_backlog_and_interventions(run_cli, engine, monkeypatch, monitor_
     assert intervention["value"] == pytest.approx(90 / N) and intervention["status"] == "alert"
     with Session(engine) as s:
         assert s.exec(select(MonitorReading)).first() is None  # --no-record keeps no history
+
+
+def test_reference_window_by_time(run_cli, engine, monkeypatch):
+    """ARBITER_MONITOR_REFERENCE_HOURS: the reference is the decisions of the policy's first H hours (here the first
+    100 of 600, one a second from the start), the window the latest N after them."""
+    monkeypatch.setenv("ARBITER_MONITOR_REFERENCE_HOURS", str(99.5 / 3600))
+    monkeypatch.setenv("ARBITER_MONITOR_WINDOW_DECISIONS", "200")
+    pid = _store(engine, drift=False)
+    report = json.loads(run_cli("monitor", "report", "--json", "--no-record").output.strip().splitlines()[-1])
+    action = _readings(report, pid)[("action_distribution", "")]
+    assert (action["details"]["n_reference"], action["details"]["n_window"]) == (100, 200)
+    assert report["settings"]["reference_hours"] == pytest.approx(99.5 / 3600)
