@@ -30,12 +30,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NerModelConfiguration, NoOpNlpEngine, SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import SpacyRecognizer
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
 from safety.pii_recognizers import (
     ENTITY_OF,
     card_brand,
@@ -118,6 +112,14 @@ class PIIDetector:
     """
 
     def __init__(self, ner_model: str | None = "auto", cache_size: int = _CACHE_SIZE) -> None:
+        # Presidio (and through it spaCy) is imported here, not with the module: `arbiter --help`
+        # and the audit log import this module and must not wait for it.
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, NoOpNlpEngine, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+        from presidio_anonymizer import AnonymizerEngine
+        from presidio_anonymizer.entities import OperatorConfig
+
         if ner_model == "auto":
             ner_model = next((m for m in NER_MODELS if importlib.util.find_spec(m) is not None), None)
         self.ner_model = ner_model
@@ -194,6 +196,8 @@ class PIIDetector:
         matches = self.find(text, kinds)
         if not matches:
             return text, matches
+        from presidio_anonymizer.entities import RecognizerResult
+
         results = [RecognizerResult(ENTITY_OF[m.kind], m.start, m.end, 1.0) for m in matches]
         return self._anonymizer.anonymize(text, results, self._operators).text, matches
 

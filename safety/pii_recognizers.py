@@ -26,7 +26,6 @@ import re
 from collections.abc import Callable, Iterable
 
 import phonenumbers
-from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 __all__ = [
     "ENTITY_OF",
@@ -336,25 +335,26 @@ _FINDERS: dict[str, _Finder] = {
 }
 
 
-class _CheckedRecognizer(LocalRecognizer):
-    """A Presidio recognizer for one entity whose candidates already passed their validity check,
-    so every result has score 1.0."""
+def pattern_recognizers() -> list:
+    """One Presidio recognizer per kind that needs no model (everything but `person`). Presidio is
+    imported here, not with the module: it pulls in spaCy, which a CLI call must not wait for."""
+    from presidio_analyzer import LocalRecognizer, RecognizerResult
 
-    def __init__(self, kind: str, finder: _Finder) -> None:
-        self._finder = finder
-        super().__init__(supported_entities=[ENTITY_OF[kind]], name=f"arbiter-{kind}", supported_language="en")
+    class CheckedRecognizer(LocalRecognizer):
+        """A recognizer for one entity whose candidates already passed their validity check, so
+        every result has score 1.0."""
 
-    def load(self) -> None:
-        return None
+        def __init__(self, kind: str, finder: _Finder) -> None:
+            self._finder = finder
+            super().__init__(supported_entities=[ENTITY_OF[kind]], name=f"arbiter-{kind}", supported_language="en")
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:  # noqa: ANN001
-        if self.supported_entities[0] not in entities:
-            return []
-        return [
-            RecognizerResult(self.supported_entities[0], start, end, 1.0) for start, end in set(self._finder(text))
-        ]
+        def load(self) -> None:
+            return None
 
+        def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:  # noqa: ANN001
+            entity = self.supported_entities[0]
+            if entity not in entities:
+                return []
+            return [RecognizerResult(entity, start, end, 1.0) for start, end in set(self._finder(text))]
 
-def pattern_recognizers() -> list[LocalRecognizer]:
-    """One recognizer per kind that needs no model (everything but `person`)."""
-    return [_CheckedRecognizer(kind, finder) for kind, finder in _FINDERS.items()]
+    return [CheckedRecognizer(kind, finder) for kind, finder in _FINDERS.items()]
