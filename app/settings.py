@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     canary_max_reward_drop: float = Field(0.05, gt=0, description="Sequential: the mean-reward margin (non-inferiority) a canary must be shown to stay within before promotion is supported. Fixed: rollback when canary mean reward is lower than active's by more.")
     canary_method: Literal["sequential", "fixed"] = Field("sequential", description="`sequential`: an always-valid test (mixture SPRT) of canary vs active on mean reward and block rate, safe to check after every outcome; rollback only on evidence of worse. `fixed`: the raw-delta rule above (noise alone rolls a good canary back once checked often enough).")
     canary_alpha: float = Field(0.05, gt=0, lt=1, description="Sequential method: the chance that an equal canary is ever rolled back, over all checks of both metrics.")
+    canary_require_evidence: bool = Field(False, description="`arbiter policy promote` (and the API) refuses a canary, unless forced, until the sequential canary check's verdict is `promote` (evidence that it is not worse at both margins). Off: the verdict is recorded with the promotion but does not block it.")
 
     # --- monitoring ----------------------------------------------------------------------------
     monitor_reference_decisions: int = Field(500, ge=30, description="Reference window of the monitors: a policy's first N decisions.")

@@ -216,12 +216,29 @@ def promote(settings: Settings, engine: Engine, policy_id: str, *, actor: str, f
                     "estimate": est, "baseline": ope["baseline"], "effective_sample_size": ope["effective_sample_size"]}
         if not gate["passed"] and not force:
             raise Conflict("promotion gate failed: " + "; ".join(gate["reasons"]), code="gate_failed", details=gate)
+    gate["canary"] = _canary_evidence(engine, version, configured_canary_thresholds(settings))
+    if (settings.canary_require_evidence and settings.canary_method == "sequential"
+            and gate["canary"]["decision"] != "promote" and not force):
+        raise Conflict("promotion gate failed: no evidence yet that the canary is not worse than the active policy "
+                       f"(canary check: {gate['canary']['decision']})", code="gate_failed", details=gate)
     with session_scope(engine) as session:
         rows = change_state(session, policy_id, "active", actor=actor, extra={"gate": gate, "forced": force})
         return {"changed": [{"id": r.id, "state": r.state} for r in rows], "gate": gate, "forced": force}
 
 
 # --------------------------------------------------------------------------------------- canary check
+def _canary_evidence(engine: Engine, version: PolicyVersion, thresholds: CanaryThresholds) -> dict[str, Any]:
+    """The canary-vs-active verdict behind a promotion (read only: promotion never rolls back)."""
+    with Session(engine) as session:
+        active = session.exec(select(PolicyVersion).where(PolicyVersion.decision_type == version.decision_type,
+                                                          PolicyVersion.state == "active")).first()
+        if active is None:
+            return {"decision": None, "reason": "no active policy to compare with"}
+        verdict = analyse_canary(_arm(session, active.id), _arm(session, version.id), thresholds)
+    return {"decision": verdict.decision, "method": thresholds.method, "active": active.id,
+            "statistics": [_finite(t.as_dict()) for t in verdict.tests]}
+
+
 def _arm(session: Session, version_id: str) -> ArmStats:
     decisions = session.exec(select(func.count()).select_from(Decision)
                              .where(Decision.policy_version_id == version_id)).one()

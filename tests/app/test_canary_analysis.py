@@ -18,7 +18,7 @@ TICKET = {"subject": "Charged twice", "body": "My card was charged twice.", "cus
 def _version(engine, state: str, share: float) -> str:
     with session_scope(engine) as s:
         row = PolicyVersion(name=state, decision_type="ticket-routing", base_model="fixed", state=state,
-                            traffic_share=share, hyperparams={})
+                            traffic_share=share, hyperparams={"favourite": "billing", "epsilon": 0.0})
         s.add(row)
         s.flush()
         return row.id
@@ -75,3 +75,27 @@ def test_fixed_rule_only_when_asked(run_cli, engine):
     assert seq["decision"] == "continue" and not seq["rolled_back"]
     fixed = _json(run_cli(*args, "--method", "fixed"))
     assert fixed["method"] == "fixed" and fixed["rolled_back"] and fixed["statistics"] == []
+
+
+def test_promotion_can_require_evidence_of_not_worse(settings, engine):
+    """With ARBITER_CANARY_REQUIRE_EVIDENCE, 30 canary outcomes are no evidence (refused unless forced); 1,500 at
+    the active policy's level put the whole interval within the margins, and the promotion records the verdict."""
+    from app.errors import Conflict
+    from app.services.policies import promote
+    from tests.app.test_policy import _fixed_loader
+
+    strict = settings.model_copy(update={"canary_require_evidence": True})
+    rng = np.random.default_rng(1)
+    active, canary = _version(engine, "active", 1.0), _version(engine, "canary", 0.2)
+    _log(engine, active, rng.beta(16, 4, 400))
+    _log(engine, canary, rng.beta(16, 4, 30))
+    with pytest.raises(Conflict, match="no evidence yet") as refused:
+        promote(strict, engine, canary, actor="test", loader=_fixed_loader, min_effective_sample_size=10,
+                max_regression=0.1)
+    assert refused.value.details["canary"]["decision"] == "continue"
+    _log(engine, canary, rng.beta(16, 4, 1500))
+    out = promote(strict, engine, canary, actor="test", loader=_fixed_loader, min_effective_sample_size=10,
+                max_regression=0.1)
+    assert out["gate"]["canary"]["decision"] == "promote" and not out["forced"]
+    assert {t["metric"]: t["status"] for t in out["gate"]["canary"]["statistics"]} == {"reward": "not_worse",
+                                                                                      "block_rate": "not_worse"}
