@@ -133,6 +133,9 @@ class PIIDetector:
 
             # Only the tokenizer and the entity recognizer: the tagger, parser and lemmatizer cost
             # time and Arbiter's recognizers do not read them.
+            if importlib.util.find_spec(ner_model) is None:
+                raise ValueError(f"spaCy pipeline {ner_model!r} is not installed; install its package, or use "
+                                 "'none' (ARBITER_PII_NER_MODEL=none) to redact without names")
             nlp = spacy.load(ner_model, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
             # Only PERSON is used: every other label is ignored (and not warned about on each call).
             labels = set(nlp.get_pipe("ner").labels) - {"PERSON"} if "ner" in nlp.pipe_names else set()

@@ -211,3 +211,10 @@ def default_detector_has_names() -> bool:
     from safety.pii import default_detector
 
     return default_detector().ner
+
+
+def test_a_missing_name_model_is_refused_with_the_way_out():
+    from safety.pii import PIIDetector
+
+    with pytest.raises(ValueError, match="ARBITER_PII_NER_MODEL=none"):
+        PIIDetector(ner_model="en_core_web_nonexistent")
