@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from safety.language import default_language_detector
-from safety.moderation.base import ProviderError
+from safety.moderation.base import ModerationProvider, ProviderError
 from safety.moderation.chain import ModerationReport, Moderator
 from safety.moderation.guard import GuardModeration, GuardModerationConfig
-from safety.moderation.harm_classifier import load_harm_classifier, train_harm_classifier
+from safety.moderation.harm_classifier import load_harm_classifier
+from safety.moderation.harm_model import LocalModeration
 from safety.moderation.injection import InjectionHeuristics
 from safety.moderation.openai_api import OpenAIModeration, OpenAIModerationConfig
 from safety.moderation.profanity import ProfanityModeration
@@ -90,10 +91,14 @@ def default_moderator(
     remote_order: Sequence[str] = ("guard", "openai"),
 ) -> Moderator:
     """The remote providers that are configured (a guard model, OpenAI) in `remote_order`, with the
-    local harm classifier and profanity as fallback, plus the injection heuristics, and language
-    coverage (lingua, shared per process). Without a saved classifier, one is trained on the seed
-    set (~0.2 s)."""
-    harm = load_harm_classifier(harm_classifier_path) if harm_classifier_path else train_harm_classifier([])
+    local moderation model (plus the reviewer-retrained harm classifier when one was saved) and
+    profanity as fallback, plus the injection heuristics, and language coverage (lingua, shared per
+    process)."""
+    # The shipped model trained on public data always answers; a classifier retrained from reviewer
+    # verdicts adds what reviewers taught it, it does not replace the model.
+    harm: list[ModerationProvider] = [LocalModeration()]
+    if harm_classifier_path:
+        harm.append(load_harm_classifier(harm_classifier_path))
     remote = {
         "guard": GuardModeration(guard) if guard else None,
         "openai": OpenAIModeration(openai) if openai else None,
@@ -103,7 +108,7 @@ def default_moderator(
         raise ValueError(f"unknown remote moderation providers {unknown}; known: {', '.join(remote)}")
     return Moderator(
         primary=[remote[name] for name in remote_order if remote[name] is not None],
-        fallback=[harm, ProfanityModeration()],
+        fallback=[*harm, ProfanityModeration()],
         detectors=[InjectionHeuristics()],
         language=default_language_detector(),
     )

@@ -14,6 +14,7 @@ from safety.moderation.harm_classifier import (
     save_harm_classifier,
     train_harm_classifier,
 )
+from safety.moderation.harm_model import LocalModeration
 from safety.moderation.harm_seed import HARM_CATEGORIES, SAFE_LABEL, seed_examples
 from safety.moderation.injection import InjectionHeuristics, InjectionPattern
 from safety.moderation.openai_api import OpenAIModeration, OpenAIModerationConfig
@@ -28,6 +29,7 @@ __all__ = [
     "HarmClassifierArtifact",
     "InjectionHeuristics",
     "InjectionPattern",
+    "LocalModeration",
     "ModerationProvider",
     "ModerationReport",
     "ModerationResult",

