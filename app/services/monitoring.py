@@ -10,7 +10,8 @@ Monitors: ``input_drift`` per context field (categorical, numeric; free text thr
 ``action_distribution`` (vs the reference), ``action_entropy`` (collapse), ``action_vs_propensity`` (vs what the
 logged probabilities predicted), ``reward_drift``, ``safety_rate`` per effect (block, redact, mask, escalate), and
 per decision type ``review_backlog`` and ``intervention_rate`` (window decisions whose review rejected or edited
-the output). Not here: reward-model score drift, judge-human agreement over time, time to rollback.
+the output). A canary's group also carries its sequential canary-vs-active verdict (read only; the rollback itself
+is ``app.services.policies.check_canary``). Not here: reward-model score drift, judge-human agreement over time, time to rollback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, func, select
 
 from app.metrics import MONITOR_ALERT, MONITOR_VALUE
 from app.models import Decision, MonitorReading, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
+from app.services.policies import canary_analysis, configured_canary_thresholds
 from app.settings import Settings
 from policies.drift import (
     Reading,
@@ -148,8 +150,11 @@ def monitor_report(session: Session, settings: Settings, *, decision_type: str |
         for policy, readings in scopes:
             pid = policy.id if policy else None
             readings = [Reading(**_clean(r.as_dict())) for r in readings]
-            groups.append({"decision_type": dtype, "policy_id": pid, "state": policy.state if policy else None,
-                           "readings": [r.as_dict() for r in readings]})
+            group = {"decision_type": dtype, "policy_id": pid, "state": policy.state if policy else None,
+                     "readings": [r.as_dict() for r in readings]}
+            if policy is not None and policy.state == "canary":  # the same verdict as `arbiter policy check-canary`
+                group["canary"] = _clean(canary_analysis(session, policy, configured_canary_thresholds(settings)))
+            groups.append(group)
             for r in readings:
                 labels = (dtype, pid or "", r.monitor, r.key)
                 if r.value is not None:

@@ -41,7 +41,7 @@ from policies.rollout import (
     plan_transition,
 )
 
-__all__ = ["canary_thresholds", "change_state", "configured_canary_thresholds", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
+__all__ = ["canary_analysis", "canary_thresholds", "change_state", "configured_canary_thresholds", "check_canary", "evaluate_policy", "get_policy", "list_policies", "logged_decisions",
            "promote", "rollback"]
 
 PolicyLoader = Callable[[PolicyVersion], ActionPolicy]
@@ -230,13 +230,18 @@ def promote(settings: Settings, engine: Engine, policy_id: str, *, actor: str, f
 def _canary_evidence(engine: Engine, version: PolicyVersion, thresholds: CanaryThresholds) -> dict[str, Any]:
     """The canary-vs-active verdict behind a promotion (read only: promotion never rolls back)."""
     with Session(engine) as session:
-        active = session.exec(select(PolicyVersion).where(PolicyVersion.decision_type == version.decision_type,
-                                                          PolicyVersion.state == "active")).first()
-        if active is None:
-            return {"decision": None, "reason": "no active policy to compare with"}
-        verdict = analyse_canary(_arm(session, active.id), _arm(session, version.id), thresholds)
+        return canary_analysis(session, version, thresholds)
+
+
+def canary_analysis(session: Session, version: PolicyVersion, thresholds: CanaryThresholds) -> dict[str, Any]:
+    """``version`` against the active policy of its decision type, read only: decision, method, statistics."""
+    active = session.exec(select(PolicyVersion).where(PolicyVersion.decision_type == version.decision_type,
+                                                      PolicyVersion.state == "active")).first()
+    if active is None:
+        return {"decision": None, "reason": "no active policy to compare with"}
+    verdict = analyse_canary(_arm(session, active.id), _arm(session, version.id), thresholds)
     return {"decision": verdict.decision, "method": thresholds.method, "active": active.id,
-            "statistics": [_finite(t.as_dict()) for t in verdict.tests]}
+            "reasons": list(verdict.reasons), "statistics": [_finite(t.as_dict()) for t in verdict.tests]}
 
 
 def _arm(session: Session, version_id: str) -> ArmStats:

@@ -136,3 +136,20 @@ def test_reference_window_by_time(run_cli, engine, monkeypatch):
     action = _readings(report, pid)[("action_distribution", "")]
     assert (action["details"]["n_reference"], action["details"]["n_window"]) == (100, 200)
     assert report["settings"]["reference_hours"] == pytest.approx(99.5 / 3600)
+
+
+def test_a_canary_group_carries_its_sequential_verdict(run_cli, engine, monitor_env):
+    _store(engine, drift=False)
+    sim = TicketSimulator(seed=6)
+    with session_scope(engine) as s:
+        row = PolicyVersion(name="next", decision_type="ticket-routing", base_model="fixed", state="canary",
+                            traffic_share=0.1, hyperparams={})
+        s.add(row)
+        s.flush()
+        canary = row.id
+    _serve(engine, sim, canary, sim.tickets(40), 200_000)
+    report = json.loads(run_cli("monitor", "report", "--json", "--no-record").output.strip().splitlines()[-1])
+    group = next(g for g in report["groups"] if g["policy_id"] == canary)
+    assert group["state"] == "canary" and group["canary"]["decision"] == "continue"  # 40 outcomes: burn-in
+    assert {t["metric"] for t in group["canary"]["statistics"]} == {"reward", "block_rate"}
+    assert all("canary" not in g for g in report["groups"] if g["policy_id"] != canary)
