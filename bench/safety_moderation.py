@@ -1,22 +1,20 @@
-"""How often the local moderation flags benign support traffic, and how much harm it still catches.
+"""The local moderation chain before and after the trained moderation model: latency and flag rates.
 
-Runs the safety layer with its default local providers (harm classifier trained on the seed set,
-profanity, injection heuristics; no OpenAI) over the texts of `bench/_safety_moderation_sets.py`:
+Two chains, identical except for the harm provider (same normalisation, language detection,
+profanity and injection detectors, no remote provider):
 
-- benign: 300 simulated support tickets (`policies.simulator.TicketSimulator(seed=123)`) and the
-  hand-written customer questions (input stage) and agent replies (output stage), the `unseen_`
-  ones written after the seed set was final and never used for tuning;
-- harmful (input stage): the held-out set (not in the seed, but looked at while the seed set was
-  extended, so an optimistic figure) and the unseen set (never used for tuning: the honest one);
-- for reference, when /work/shared/data/hh_harmless_dev.jsonl exists: the human first turns of
-  HH-RLHF harmless (red-team prompts, many but not all harmful; no labels, so a flag rate only) and
-  the chosen replies (input / output stage; mostly benign, some quote or give the harm asked for).
+- before: the TF-IDF seed classifier (`train_harm_classifier([])`) + profanity, as shipped until now;
+- after: the shipped local moderation model (`safety.moderation.harm_model`) + profanity.
 
-No bench text is a seed text (checked). A text counts as flagged when its verdict has a
-moderation reason (escalate or block); rule reasons (PII redaction, length) are not moderation and
-are not counted. The same texts go through two obvious alternatives, the profanity model alone and
-a keyword list, and the JSON line carries the ratios. Fit times depend on the host's load, so the
-`machine` object carries the 1-minute load average. Prints one JSON line.
+Latency: every text moderated alone (p50 / p99 of one call), and in batches of 32 (p50 / p99 of a
+batch call, and that divided by 32), after one warm-up call that loads the models. Flag rates (a
+text counts as flagged when any harm provider flags it; profanity counted apart, since the verdict
+policy ignores it on input): the functional suite's held-out half (`safety/data/moderation/
+functional_suite.jsonl`, split by `safety.moderation.harm_data`), the hand-written benign and
+harmful texts of `bench/data/safety_moderation_sets.json`, and, when present, the HH first turns
+(no labels here: a flag rate only). Held-out AUPRC / F1 / FPR per category come from the training
+command (`scripts/train_moderation.py --json`), which needs the public data and cross-validates.
+Prints one JSON line.
 
     .venv/bin/python bench/safety_moderation.py
 """
@@ -25,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,149 +49,100 @@ from _safety_moderation_sets import (
     UNSEEN_REPLIES,
 )
 
-from safety import SafetyLayer
-from safety.layer import Check
-from safety.moderation import ProfanityModeration, seed_examples, train_harm_classifier
+from safety.language import default_language_detector
+from safety.moderation import InjectionHeuristics, LocalModeration, Moderator, ProfanityModeration
+from safety.moderation.harm_classifier import train_harm_classifier
+from safety.moderation.harm_data import hh_first_turns, suite_cases
 
-HELD_OUT = HARMFUL + FRESH_HARMFUL
-HH_PATH = Path("/work/shared/data/hh_harmless_dev.jsonl")
-
-# The obvious alternative to a trained classifier: a list of alarming words.
-KEYWORDS = re.compile(
-    r"\b(kill\w*|murder\w*|shoot\w*|stab\w*|bomb\w*|poison\w*|explosive\w*|gun|knife|attack\w*|hurt|"
-    r"die|dead|suicide|overdose|cut|hang|idiot|moron\w*|stupid|loser|dumb\w*|pathetic|scum\w*|"
-    r"drug\w*|meth\w*|cocaine|fentanyl|heroin|steal\w*|stolen|hack\w*|launder\w*|counterfeit|"
-    r"fake|forge\w*|smuggl\w*|bribe\w*|ransomware|phishing)\b",
-    re.IGNORECASE,
-)
+HH_PATH = REPO.parent / "shared" / "data" / "hh_harmless_dev.jsonl"
+HARM_PROVIDERS = {"harm-classifier", "local-moderation"}
 
 
-def _normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+def chains() -> dict[str, Moderator]:
+    language = default_language_detector()
+    profanity, injection = ProfanityModeration(), InjectionHeuristics()
+    return {
+        "before": Moderator(None, [train_harm_classifier([]), profanity], [injection], language=language),
+        "after": Moderator(None, [LocalModeration(), profanity], [injection], language=language),
+    }
 
 
-def _rate(flags: list[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 4) if flags else None
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def _by_category(flags: list[bool], pairs: list[tuple[str, str]]) -> dict[str, float | None]:
-    categories = sorted({c for _, c in pairs})
-    return {c: _rate([f for f, (_, cat) in zip(flags, pairs, strict=True) if cat == c]) for c in categories}
+def latency(chain: Moderator, texts: list[str], name: str) -> dict[str, dict[str, float]]:
+    chain.moderate(texts[:32])  # warm-up: loads models and caches
+    alone = []
+    for text in tqdm(texts, desc=f"{name} alone", leave=False, file=sys.stderr):
+        start = time.perf_counter()
+        chain.moderate([text])
+        alone.append(time.perf_counter() - start)
+    batches = []
+    for _ in range(3):
+        for i in range(0, len(texts) - 31, 32):
+            start = time.perf_counter()
+            chain.moderate(texts[i : i + 32])
+            batches.append(time.perf_counter() - start)
+    per_text = _percentiles([b / 32 for b in batches])
+    return {
+        "alone": _percentiles(alone),
+        "batch32": _percentiles(batches),
+        "batch32_per_text": per_text,
+    }
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
+def flags(chain: Moderator, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(harm flagged, profanity flagged) per text."""
+    harm, profane = [], []
+    for i in range(0, len(texts), 64):
+        for report in chain.moderate(texts[i : i + 64]):
+            harm.append(any(r.flagged for r in report.results if r.provider in HARM_PROVIDERS))
+            profane.append(any(r.flagged for r in report.results if r.provider == "profanity"))
+    return np.array(harm), np.array(profane)
 
 
-def layer_flags(layer: SafetyLayer, texts: list[str], stage: str, batch: int = 64) -> list[bool]:
-    """Whether each text's verdict has a moderation reason (what puts it in the review queue)."""
-    flags: list[bool] = []
-    for start in tqdm(range(0, len(texts), batch), desc=f"layer {stage}", leave=False, file=sys.stderr):
-        chunk = texts[start : start + batch]
-        checks = [Check({"message": t}, (), None, t) for t in chunk]
-        verdicts = (layer.check_inputs if stage == "input" else layer.check_outputs)("content", checks)
-        flags.extend(any(r.source == "moderation" for r in v.reasons) for v in verdicts)
-    return flags
-
-
-def hh_sets() -> dict[str, tuple[list[str], str]]:
-    if not HH_PATH.exists():
-        return {}
-    from reward_models.pairs import read_pairs
-
-    pairs = read_pairs(HH_PATH, skip_invalid=True)
-    first_turns = [p.prompt[0].content for p in pairs if p.prompt and p.prompt[0].role == "user"]
-    return {"hh_first_turns": (first_turns, "input"), "hh_chosen_replies": ([p.chosen for p in pairs], "output")}
+def _rate(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 4) if len(values) else None
 
 
 def main() -> None:
-    from policies.simulator import TicketSimulator
-
-    seed_texts = {_normalise(t) for t, _ in seed_examples()}
-    written = [*BENIGN_QUESTIONS, *BENIGN_REPLIES, *FRESH_BENIGN, *FRESH_REPLIES, *UNSEEN_BENIGN, *UNSEEN_REPLIES]
-    written += [*FINAL_BENIGN, *FINAL_REPLIES] + [t for t, _ in [*HELD_OUT, *UNSEEN_HARMFUL, *FINAL_HARMFUL]]
-    leaked = [t for t in written if _normalise(t) in seed_texts]
-    if leaked:  # a held-out text the classifier was trained on would measure nothing
-        raise SystemExit(f"bench texts found in the seed set: {leaked}")
-    fit_s, fit_cpu_s = [], []
-    for _ in tqdm(range(3), desc="fit", leave=False, file=sys.stderr):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        train_harm_classifier([])
-        fit_s.append(time.perf_counter() - start)
-        fit_cpu_s.append(time.process_time() - start_cpu)
-
-    start = time.perf_counter()
-    layer = SafetyLayer.build()
-    build_s = time.perf_counter() - start
-    sets: dict[str, tuple[list[str], str]] = {
-        "tickets": ([t.text for t in TicketSimulator(seed=123).tickets(300)], "input"),
-        "support_questions": (BENIGN_QUESTIONS + FRESH_BENIGN, "input"),
-        "support_replies": (BENIGN_REPLIES + FRESH_REPLIES, "output"),
-        "unseen_questions": (UNSEEN_BENIGN + FINAL_BENIGN, "input"),
-        "unseen_replies": (UNSEEN_REPLIES + FINAL_REPLIES, "output"),
-        "final_questions": (FINAL_BENIGN, "input"),
-        "final_replies": (FINAL_REPLIES, "output"),
-        "harmful_heldout": ([t for t, _ in HELD_OUT], "input"),
-        "harmful_unseen": ([t for t, _ in UNSEEN_HARMFUL + FINAL_HARMFUL], "input"),
-        "harmful_final": ([t for t, _ in FINAL_HARMFUL], "input"),
-        **hh_sets(),
-    }
-    profanity = ProfanityModeration()
-    methods = {
-        "local_moderation": lambda texts, stage: layer_flags(layer, texts, stage),
-        "profanity_only": lambda texts, stage: [r.flagged for r in profanity.classify(texts)],
-        "keywords": lambda texts, stage: [bool(KEYWORDS.search(t)) for t in texts],
-    }
-    flags: dict[str, dict[str, list[bool]]] = {m: {} for m in methods}
-    seconds: dict[str, float] = {}
-    for method, run in methods.items():
-        start = time.perf_counter()
-        for name, (texts, stage) in sets.items():
-            flags[method][name] = run(texts, stage)
-        seconds[method] = round(time.perf_counter() - start, 2)
-
-    benign = ("tickets", "support_questions", "support_replies", "unseen_questions", "unseen_replies")
-    harmful_sets = {
-        "harmful_heldout": HELD_OUT,
-        "harmful_unseen": UNSEEN_HARMFUL + FINAL_HARMFUL,
-        "harmful_final": FINAL_HARMFUL,
-    }
-    figures: dict[str, dict] = {}
-    for method, by_set in flags.items():
-        all_benign = [f for name in benign for f in by_set[name]]
-        figures[method] = {
-            "fp_rate": {name: _rate(by_set[name]) for name in benign}
-            | {"final": _rate(by_set["final_questions"] + by_set["final_replies"]), "all_benign": _rate(all_benign)},
-            "detection_rate": {name: _rate(by_set[name]) for name in harmful_sets},
-            "detection_by_category": {name: _by_category(by_set[name], pairs) for name, pairs in harmful_sets.items()},
-            "hh_flag_rate": {name: _rate(by_set[name]) for name in by_set if name.startswith("hh_")},
-            "seconds": seconds[method],
+    suite = [c for c in suite_cases() if c.split == "test"]
+    benign = [*BENIGN_QUESTIONS, *BENIGN_REPLIES, *FRESH_BENIGN, *FRESH_REPLIES, *UNSEEN_BENIGN,
+              *UNSEEN_REPLIES, *FINAL_BENIGN, *FINAL_REPLIES]
+    harmful = [t for t, _ in [*HARMFUL, *FRESH_HARMFUL, *UNSEEN_HARMFUL, *FINAL_HARMFUL]]
+    hh = hh_first_turns(HH_PATH) if HH_PATH.exists() else []
+    built = chains()
+    latency_texts = benign + harmful + [c.text for c in suite]
+    out: dict = {"bench": "safety_moderation", "n": {
+        "latency_texts": len(latency_texts), "suite_test": len(suite), "benign_written": len(benign),
+        "harmful_written": len(harmful), "hh_first_turns": len(hh)}}
+    for name, chain in built.items():
+        figures: dict = {"latency": latency(chain, latency_texts, name)}
+        harm, profane = flags(chain, [c.text for c in suite])
+        functions = sorted({c.function for c in suite})
+        non_harmful = np.array([c.labels["unsafe"] == 0 for c in suite])
+        lookalike = np.array([c.function == "lookalike" for c in suite])
+        figures["suite_test_flag_rate"] = {
+            "non_harmful": _rate(harm[non_harmful]),
+            "non_harmful_with_profanity": _rate((harm | profane)[non_harmful]),
+            "lookalike": _rate(harm[lookalike]),
+            "harmful": _rate(harm[~non_harmful]),
+            "by_function": {f: _rate(harm[np.array([c.function == f for c in suite])]) for f in functions},
         }
-    local, mine = figures["local_moderation"], flags["local_moderation"]
-    out = {
-        "bench": "safety_moderation",
-        "n": {name: len(texts) for name, (texts, _) in sets.items()},
-        # Wall time depends on what else the host runs; CPU time (one thread) much less so.
-        "harm_classifier_fit_s_median": round(statistics.median(fit_s), 3),
-        "harm_classifier_fit_cpu_s_median": round(statistics.median(fit_cpu_s), 3),
-        "layer_build_s": round(build_s, 2),
-        **figures,
-        **{
-            f"ratios_local_vs_{other}": {
-                "fp_all_benign": _ratio(local["fp_rate"]["all_benign"], figures[other]["fp_rate"]["all_benign"]),
-                **{
-                    f"detection_{name}": _ratio(local["detection_rate"][name], figures[other]["detection_rate"][name])
-                    for name in harmful_sets
-                },
-            }
-            for other in ("keywords", "profanity_only")
-        },
-        "local_false_positives": [t for name in benign[1:] for f, t in zip(mine[name], sets[name][0], strict=True) if f],
-        "local_missed_harmful": [
-            t for name in harmful_sets for f, t in zip(mine[name], sets[name][0], strict=True) if not f
-        ][:12],
-        "machine": machine() | {"loadavg_1m": round(os.getloadavg()[0], 2)},
+        figures["written_sets"] = {
+            "benign_flag_rate": _rate(flags(chain, benign)[0]),
+            "harmful_detection_rate": _rate(flags(chain, harmful)[0]),
+        }
+        if hh:
+            figures["hh_first_turn_flag_rate"] = _rate(flags(chain, hh)[0])
+        out[name] = figures
+    before, after = out["before"]["latency"], out["after"]["latency"]
+    out["latency_ratio_after_vs_before"] = {
+        mode: {k: round(after[mode][k] / before[mode][k], 2) for k in before[mode]} for mode in before
     }
+    out["machine"] = machine() | {"loadavg_1m": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 
 
