@@ -206,6 +206,14 @@ def main() -> None:
             for row in rows[:5]:  # warm-up: the first call of a spaCy pipeline or a regex is slower
                 find(row["text"])
             out[suite][name] = score(rows, find)
+    # The demo's simulated tickets hold no personal data: any detection is a false redaction. (Seed
+    # 123's greetings and plan names were added to safety/data/pii_not_names.txt, so this is a dev figure.)
+    from policies.simulator import TicketSimulator
+
+    simulated = [t.text for t in TicketSimulator(seed=123).tickets(300)]
+    flagged = sum(bool(full.find(t)) for t in simulated)
+    out["simulated_tickets"] = {"texts": len(simulated), "with_any_redaction": flagged,
+                                "rate": round(flagged / len(simulated), 4), "ci95": wilson(flagged, len(simulated))}
     print("moderation shift ...", file=sys.stderr)
     out["moderation_shift"] = moderation_shift(suites["dev"], full)
     print("decision path ...", file=sys.stderr)

@@ -218,3 +218,12 @@ def test_a_missing_name_model_is_refused_with_the_way_out():
 
     with pytest.raises(ValueError, match="ARBITER_PII_NER_MODEL=none"):
         PIIDetector(ner_model="en_core_web_nonexistent")
+
+
+def test_simulated_support_tickets_are_not_redacted():
+    """The demo's simulated tickets hold no personal data; greetings in other languages ("Guten Tag")
+    and Arbiter's own plan names ("Pro Suite") were taken for names before they were listed."""
+    from policies.simulator import TicketSimulator
+
+    texts = [t.text for t in TicketSimulator(seed=7).tickets(150)]
+    assert [(m.kind, m.text) for text in texts for m in find_pii(text)] == []
