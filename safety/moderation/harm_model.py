@@ -158,6 +158,7 @@ class LocalModeration:
     """
 
     name = "local-moderation"
+    languages = frozenset({"en"})  # the encoder and all the training data are English
 
     def __init__(self, model_dir: Path = DEFAULT_MODEL_DIR) -> None:
         self.model_dir = Path(model_dir)
