@@ -29,10 +29,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Reading", "action_entropy", "categorical_drift", "flatten_context", "infer_kind", "numeric_drift",
+__all__ = ["MIN_ENTROPY_RATIO", "SAFETY_EFFECTS", "Reading", "Record", "action_entropy", "compare_windows", "categorical_drift", "flatten_context", "infer_kind", "numeric_drift",
            "propensity_fit", "rate_increase", "shannon_entropy"]
 
 MIN_SAMPLE = 30  # fewer values in either window: no verdict
+SAFETY_EFFECTS = ("block", "redact", "mask", "escalate")
+MIN_ENTROPY_RATIO = 0.5  # the window's action entropy below half the reference's: the policy is collapsing
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the monitors read of one decision."""
+
+    context: Mapping[str, Any]
+    action: str | None  # the action the policy proposed (before the safety layer changed it)
+    action_probs: Mapping[str, float]
+    reward: float | None
+    safety_verdict: str
 
 
 @dataclass(frozen=True)
@@ -169,3 +182,40 @@ def rate_increase(monitor: str, key: str, ref_hits: int, ref_n: int, win_hits: i
     return Reading(monitor, key, r_win - r_ref, min_increase, status, {
         "reference_rate": r_ref, "window_rate": r_win, "test": "chi-square 2x2", "p_value": p_value,
         "alpha": alpha, "n_reference": ref_n, "n_window": win_n})
+
+
+def compare_windows(reference: Sequence[Record], window: Sequence[Record], *, alpha: float,
+                    min_effect: float) -> list[Reading]:
+    """Every window-vs-reference monitor of one policy: input drift per context field, the action monitors,
+    reward drift and the safety rates."""
+    readings: list[Reading] = []
+    ref_ctx = [flatten_context(r.context or {}) for r in reference]
+    win_ctx = [flatten_context(r.context or {}) for r in window]
+    for name in sorted({k for c in ref_ctx for k in c}):
+        ref_values, win_values = [c.get(name) for c in ref_ctx], [c.get(name) for c in win_ctx]
+        kind = infer_kind(ref_values)
+        if kind == "numeric":
+            readings.append(numeric_drift("input_drift", name, ref_values, win_values, alpha=alpha, min_effect=min_effect))
+        elif kind == "text":  # no embeddings here: the length of the text is the proxy
+            readings.append(numeric_drift("input_drift", name, [len(v) for v in ref_values if isinstance(v, str)],
+                                          [len(v) for v in win_values if isinstance(v, str)], alpha=alpha,
+                                          min_effect=min_effect, kind="text length"))
+        else:
+            readings.append(categorical_drift("input_drift", name, ref_values, win_values, alpha=alpha,
+                                              min_effect=min_effect))
+    ref_actions = [r.action for r in reference if r.action]
+    win_actions = [r.action for r in window if r.action]
+    if ref_actions or win_actions:
+        readings.append(categorical_drift("action_distribution", "", ref_actions, win_actions, alpha=alpha,
+                                          min_effect=min_effect))
+        readings.append(action_entropy(ref_actions, win_actions, min_ratio=MIN_ENTROPY_RATIO))
+        readings.append(propensity_fit([r.action for r in window], [r.action_probs or {} for r in window],
+                                       alpha=alpha, min_effect=min_effect))
+    readings.append(numeric_drift("reward_drift", "", [r.reward for r in reference if r.reward is not None],
+                                  [r.reward for r in window if r.reward is not None], alpha=alpha,
+                                  min_effect=min_effect))
+    for effect in SAFETY_EFFECTS:
+        readings.append(rate_increase("safety_rate", effect, sum(r.safety_verdict == effect for r in reference),
+                                      len(reference), sum(r.safety_verdict == effect for r in window), len(window),
+                                      alpha=alpha, min_increase=min_effect))
+    return readings

@@ -26,21 +26,9 @@ from app.metrics import MONITOR_ALERT, MONITOR_VALUE
 from app.models import Decision, MonitorReading, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
 from app.services.policies import canary_analysis, configured_canary_thresholds
 from app.settings import Settings
-from policies.drift import (
-    Reading,
-    action_entropy,
-    categorical_drift,
-    flatten_context,
-    infer_kind,
-    numeric_drift,
-    propensity_fit,
-    rate_increase,
-)
+from policies.drift import Reading, Record, compare_windows
 
-__all__ = ["monitor_report", "SAFETY_EFFECTS"]
-
-SAFETY_EFFECTS = ("block", "redact", "mask", "escalate")
-MIN_ENTROPY_RATIO = 0.5  # the window's action entropy below half the reference's: the policy is collapsing
+__all__ = ["monitor_report"]
 
 
 def _windows(session: Session, settings: Settings, policy_id: str) -> tuple[list[Decision], list[Decision]]:
@@ -62,52 +50,21 @@ def _windows(session: Session, settings: Settings, policy_id: str) -> tuple[list
     return reference, window
 
 
-def _rewards(session: Session, decisions: list[Decision]) -> list[float]:
+def _records(session: Session, decisions: list[Decision]) -> list[Record]:
     ids = [d.id for d in decisions]
-    rewards: list[float] = []
+    rewards: dict[str, float] = {}
     for start in range(0, len(ids), 500):  # bounded IN lists
-        rewards += [float(r) for r in session.exec(select(Outcome.reward).where(
-            col(Outcome.decision_id).in_(ids[start:start + 500]), col(Outcome.reward).is_not(None))).all()]
-    return rewards
+        rewards.update({i: float(r) for i, r in session.exec(select(Outcome.decision_id, Outcome.reward).where(
+            col(Outcome.decision_id).in_(ids[start:start + 500]), col(Outcome.reward).is_not(None))).all()})
+    return [Record(d.context or {}, d.proposed_action or d.action, d.action_probs or {}, rewards.get(d.id),
+                   d.safety_verdict) for d in decisions]
 
 
 def _policy_readings(session: Session, settings: Settings, policy: PolicyVersion) -> list[Reading]:
-    alpha, effect = settings.monitor_alpha, settings.monitor_min_effect
     reference, window = _windows(session, settings, policy.id)
-    readings: list[Reading] = []
-    ref_ctx = [flatten_context(d.context or {}) for d in reference]
-    win_ctx = [flatten_context(d.context or {}) for d in window]
-    for field_name in sorted({k for c in ref_ctx for k in c}):
-        ref_values = [c.get(field_name) for c in ref_ctx]
-        win_values = [c.get(field_name) for c in win_ctx]
-        kind = infer_kind(ref_values)
-        if kind == "numeric":
-            readings.append(numeric_drift("input_drift", field_name, ref_values, win_values, alpha=alpha,
-                                          min_effect=effect))
-        elif kind == "text":  # no embeddings here: the length of the text is the proxy
-            readings.append(numeric_drift("input_drift", field_name, [len(v) for v in ref_values if isinstance(v, str)],
-                                          [len(v) for v in win_values if isinstance(v, str)], alpha=alpha,
-                                          min_effect=effect, kind="text length"))
-        else:
-            readings.append(categorical_drift("input_drift", field_name, ref_values, win_values, alpha=alpha,
-                                              min_effect=effect))
-    ref_actions = [d.proposed_action or d.action for d in reference if (d.proposed_action or d.action)]
-    win_actions = [d.proposed_action or d.action for d in window if (d.proposed_action or d.action)]
-    if ref_actions or win_actions:
-        readings.append(categorical_drift("action_distribution", "", ref_actions, win_actions, alpha=alpha,
-                                          min_effect=effect))
-        readings.append(action_entropy(ref_actions, win_actions, min_ratio=MIN_ENTROPY_RATIO))
-        readings.append(propensity_fit([d.proposed_action or d.action for d in window],
-                                       [d.action_probs or {} for d in window], alpha=alpha, min_effect=effect))
-    readings.append(numeric_drift("reward_drift", "", _rewards(session, reference), _rewards(session, window),
-                                  alpha=alpha, min_effect=effect))
-    for effect_name in SAFETY_EFFECTS:
-        readings.append(rate_increase("safety_rate", effect_name,
-                                      sum(d.safety_verdict == effect_name for d in reference), len(reference),
-                                      sum(d.safety_verdict == effect_name for d in window), len(window),
-                                      alpha=alpha, min_increase=effect))
-    readings.append(_intervention(session, settings, window))
-    return readings
+    readings = compare_windows(_records(session, reference), _records(session, window), alpha=settings.monitor_alpha,
+                               min_effect=settings.monitor_min_effect)
+    return [*readings, _intervention(session, settings, window)]
 
 
 def _intervention(session: Session, settings: Settings, window: list[Decision]) -> Reading:
