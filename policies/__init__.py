@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers and readers; at run time the names below 
         load_decision_type,
         load_decision_types,
     )
+    from policies.drift import Reading, Record, compare_windows
     from policies.evaluation import (
         greedy_accuracy,
         kl_to_reference,
@@ -114,6 +115,8 @@ __all__ = [
     "PolicyState",
     "Recipe",
     "RecipeError",
+    "Reading",
+    "Record",
     "Rollout",
     "RolloutError",
     "Route",
@@ -127,6 +130,7 @@ __all__ = [
     "analyse_canary",
     "canary_verdict",
     "check_transition",
+    "compare_windows",
     "context_features",
     "doubly_robust",
     "evaluate",
@@ -198,6 +202,9 @@ _LAZY = {
     "RecipeError": "recipes",
     "load_recipe": "recipes",
     "MetricTest": "canary",
+    "Reading": "drift",
+    "Record": "drift",
+    "compare_windows": "drift",
     "analyse_canary": "canary",
     "ArmStats": "rollout",
     "CanaryThresholds": "rollout",

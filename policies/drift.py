@@ -16,6 +16,9 @@ thousands of decisions a test finds any difference significant, and an operator 
 - rates (block, redact, escalate): a 2 x 2 chi-square, alerting only when the window's rate is higher by at least
   ``min_effect`` (the reading's value is the increase).
 
+``compare_windows`` runs them all for one policy over ``Record``s (what the monitors read of a decision);
+``app.services.monitoring`` builds the records from the store and adds the review monitors.
+
 Pure: values in, readings out; scipy and numpy, no store, no clock.
 """
 

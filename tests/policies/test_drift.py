@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from policies.drift import (
+    Record,
     action_entropy,
     categorical_drift,
+    compare_windows,
     flatten_context,
     infer_kind,
     numeric_drift,
@@ -60,3 +62,21 @@ def test_numeric_drift_rates_and_propensities():
     probs = [{"a": 0.8, "b": 0.2}] * 200
     assert propensity_fit(["a"] * 160 + ["b"] * 40, probs, alpha=0.001, min_effect=0.1).status == "ok"
     assert propensity_fit(["b"] * 150 + ["a"] * 50, probs, alpha=0.001, min_effect=0.1).status == "alert"
+
+
+def test_compare_windows_reads_every_field_and_monitor():
+    """A numeric field that shifts by one standard deviation alerts; the rest of an identical stream does not."""
+    rng = np.random.default_rng(1)
+
+    def records(n, shift):
+        return [Record({"amount": float(rng.normal(shift, 1)), "channel": str(rng.choice(["email", "chat"])),
+                        "body": "x" * int(rng.integers(50, 60))}, str(rng.choice(["a", "b"])), {"a": 0.5, "b": 0.5},
+                       float(rng.random()), "allow") for _ in range(n)]
+
+    readings = {(r.monitor, r.key): r for r in compare_windows(records(300, 0), records(300, 1), alpha=0.001,
+                                                                min_effect=0.1)}
+    assert set(readings) == {("input_drift", "amount"), ("input_drift", "body"), ("input_drift", "channel"),
+                             ("action_distribution", ""), ("action_entropy", ""), ("action_vs_propensity", ""),
+                             ("reward_drift", ""), *(("safety_rate", e) for e in ("block", "redact", "mask", "escalate"))}
+    assert readings[("input_drift", "body")].details["kind"] == "text length"
+    assert [k for k, r in readings.items() if r.status == "alert"] == [("input_drift", "amount")]
