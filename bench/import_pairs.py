@@ -1,6 +1,6 @@
 """Import the 1,500 HH pairs into a fresh SQLite store; compare with a naive row-at-a-time import.
 
-Prints one JSON line: pairs/s and seconds of `app.services.data_io.import_file` (batched lookups,
+Prints one JSON line: pairs/s and seconds of `app.services.labels.data_io.import_file` (batched lookups,
 one transaction) and of the obvious alternative (look up and insert each pair in its own
 transaction), plus the ratio. Target: the batched import under 5 s here.
 """
@@ -21,7 +21,7 @@ from sqlmodel import Session, select  # noqa: E402
 
 from app.db import make_engine, session_scope, upgrade_schema  # noqa: E402
 from app.models import Candidate, Comparison, Label, Task  # noqa: E402
-from app.services.data_io import import_file, prompt_hash, text_hash  # noqa: E402
+from app.services.labels.data_io import import_file, prompt_hash, text_hash  # noqa: E402
 from reward_models.pairs import read_pairs  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh_harmless_dev.jsonl"

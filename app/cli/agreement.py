@@ -6,7 +6,7 @@ import typer
 from sqlmodel import Session
 
 from app.cli.common import JsonOpt, cli_context, emit
-from app.services.agreement import compute_agreement
+from app.services.labels.agreement import compute_agreement
 from labeling.agreement import AgreementReport
 
 

@@ -9,7 +9,8 @@ from app.errors import ArbiterError, Unavailable
 from labeling.selection import STRATEGIES
 
 # Both import the Argilla SDK (pandas, numpy: seconds): loaded when an argilla command runs, not for --help.
-sync = lazy_module("app.services.argilla_sync")
+sync = lazy_module("app.services.labels.argilla_sync")
+argilla = lazy_module("app.services.argilla")
 embedded = lazy_module("labeling.argilla")
 
 
@@ -17,7 +18,7 @@ embedded = lazy_module("labeling.argilla")
 def up(as_json: bool = JsonOpt) -> None:
     """Start the embedded Argilla (argilla-server, no Elasticsearch); safe to run twice."""
     settings, _ = cli_context(migrate=False)
-    config = sync.embedded_config(settings)
+    config = argilla.embedded_config(settings)
     try:
         instance = embedded.start_embedded(config)
     except embedded.EmbeddedArgillaError as exc:
@@ -50,14 +51,14 @@ def up(as_json: bool = JsonOpt) -> None:
 def down(as_json: bool = JsonOpt) -> None:
     """Stop the embedded Argilla started by `up` (the processes in its pid files)."""
     settings, _ = cli_context(migrate=False)
-    stopped = embedded.stop_embedded(sync.embedded_config(settings))
+    stopped = embedded.stop_embedded(argilla.embedded_config(settings))
     emit({"stopped_pids": stopped}, as_json, f"stopped {len(stopped)} process(es)" if stopped else "Argilla was not running")
 
 
 def status(as_json: bool = JsonOpt) -> None:
     """Whether the embedded Argilla runs and answers."""
     settings, _ = cli_context(migrate=False)
-    instance = embedded.embedded_status(sync.embedded_config(settings))
+    instance = embedded.embedded_status(argilla.embedded_config(settings))
     out = {"running": instance is not None, "url": instance.url if instance else None}
     emit(out, as_json, f"running at {instance.url}" if instance else "not running")
     if instance is None:
@@ -77,7 +78,7 @@ def push(
     if strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}", code=2, as_json=as_json)
     settings, engine = cli_context()
-    client = sync.open_client(sync.argilla_connection(settings))
+    client = argilla.open_client(argilla.argilla_connection(settings))
     report = sync.push_comparisons(engine, client, sync.dataset_spec(settings, dataset, min_submitted),
                               strategy=strategy, limit=limit, source=source, actor="cli:argilla.push",
                               suggestions=sync.suggestion_policy(settings))
@@ -92,7 +93,7 @@ def pull(dataset: str | None = typer.Option(None, help="Argilla dataset (default
          as_json: bool = JsonOpt) -> None:
     """Turn submitted and discarded responses into human labels (changed answers update them)."""
     settings, engine = cli_context()
-    client = sync.open_client(sync.argilla_connection(settings))
+    client = argilla.open_client(argilla.argilla_connection(settings))
     report = sync.pull_labels(engine, client, sync.dataset_spec(settings, dataset), actor="cli:argilla.pull")
     emit(report.to_dict(), as_json, lambda: (
         f"{report.responses} responses: {report.created} new labels, {report.updated} updated, "
@@ -107,7 +108,7 @@ def webhook(url: str = typer.Option(..., help="Arbiter's webhook endpoint, e.g. 
     settings, _ = cli_context(migrate=False)
     if not url.startswith(("http://", "https://")):
         raise ArbiterError(f"url must be http(s), got {url!r}", code="invalid_input", status=422)
-    path = sync.register_webhook(settings, sync.open_client(sync.argilla_connection(settings)), url)
+    path = argilla.register_webhook(settings, argilla.open_client(argilla.argilla_connection(settings)), url)
     emit({"url": url, "secret_file": str(path)}, as_json,
          f"Argilla will call {url}; its signing secret is in {path} (the API reads it from there)")
 

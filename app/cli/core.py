@@ -15,7 +15,7 @@ from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import ROLES, ApiKey, ApiKeyPublic, AuditEntry
-from app.services.data_io import export_file, import_file
+from app.services.labels.data_io import export_file, import_file
 
 
 def _prepare_model(models_dir: Path) -> dict:

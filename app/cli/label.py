@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.cli.common import JsonOpt, cli_context, emit, fail, handle_errors, lazy_module
 
-labeling = lazy_module("app.services.labeling")  # the judges' SDKs and models: imported when a command runs, not for --help
+labeling = lazy_module("app.services.labels.judging")  # the judges' SDKs and models: imported when a command runs, not for --help
 
 
 def _judge_list(judges: str | None) -> list[str] | None:
@@ -64,7 +64,7 @@ def label(
         fail("--batch, --collect and --jobs are separate steps; run one at a time", code=2, as_json=as_json)
     settings, engine = cli_context()
     if jobs:
-        from app.services.label_jobs import list_jobs
+        from app.services.labels.jobs import list_jobs
 
         with Session(engine) as session:
             rows = list_jobs(session)

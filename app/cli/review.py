@@ -11,9 +11,9 @@ from app.db import session_scope
 from app.models import ReviewItem
 
 # sklearn (the harm classifier) and the Argilla SDK: imported when a command runs, not for --help.
-review = lazy_module("app.services.review")
-argilla_sync = lazy_module("app.services.argilla_sync")
-review_sync_svc = lazy_module("app.services.review_sync")
+review = lazy_module("app.services.review.queue")
+argilla = lazy_module("app.services.argilla")
+review_sync_svc = lazy_module("app.services.review.argilla_sync")
 
 
 HEADER = f"{'ID':<32}  {'STATUS':<8} {'KIND':<9} {'DECISION TYPE':<16} [REASONS] CONTENT"
@@ -142,7 +142,7 @@ def review_sync(
     """Mirror the queue to Argilla: answers submitted there become verdicts, then pending items are
     pushed and records of items decided elsewhere are closed. Safe to run again (e.g. every minute)."""
     settings, engine = cli_context()
-    client = argilla_sync.open_client(argilla_sync.argilla_connection(settings))
+    client = argilla.open_client(argilla.argilla_connection(settings))
     report = review_sync_svc.sync_review(engine, client, review_sync_svc.review_dataset_spec(settings, dataset), actor="cli:review.sync",
                          decision_types=review.decision_types_for(settings))
     pulled, pushed = report.pulled, report.pushed

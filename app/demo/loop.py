@@ -14,8 +14,8 @@ from app.auth import create_key
 from app.db import get_engine, session_scope, upgrade_schema
 from app.demo.context import ACTOR, CONTENT_START, HELD_OUT_START, DemoRun
 from app.demo.report import reward_model_pairs
-from app.services.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
-from app.services.outcome_labels import labels_from_outcomes
+from app.services.labels.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
+from app.services.labels.outcome_labels import labels_from_outcomes
 from app.services.policy_runtime import PolicyRuntime, ensure_base_policy
 from app.services.serving import Serving, build_safety_layer, prepare_store
 from policies.simulator import TicketSimulator
@@ -71,7 +71,7 @@ def propose(run: DemoRun) -> None:
     run.say(f"      content: {n} comparisons of two drafts by the base content policy")
 
 def label(run: DemoRun) -> None:
-    from app.services.labeling import run_labeling
+    from app.services.labels.judging import run_labeling
 
     report = run_labeling(run.engine, run.settings, actor=ACTOR, progress=True)
     run.summary["labels"] = {"judged": report.labeled, "failed": report.failed, "cost_usd": report.cost_usd,
@@ -86,23 +86,24 @@ def label(run: DemoRun) -> None:
              f"{outcome_labels} labels from rewarded routing decisions")
 
 def argilla(run: DemoRun) -> None:
-    from app.services import argilla_sync as sync
+    from app.services import argilla
+    from app.services.labels import argilla_sync as sync
 
     connection = None
     if run.options.with_argilla:
         from labeling.argilla.server import start_embedded
 
-        instance = start_embedded(sync.embedded_config(run.settings))
+        instance = start_embedded(argilla.embedded_config(run.settings))
         connection = instance.connection()
         run.summary["argilla"] = {"url": instance.url, "annotator": instance.annotator.username,
                                    "password": instance.annotator.password}
     elif run.settings.argilla_api_url:
-        connection = sync.argilla_connection(run.settings)
+        connection = argilla.argilla_connection(run.settings)
         run.summary["argilla"] = {"url": run.settings.argilla_api_url}
     if connection is None:
         run.say("      skipped: no Argilla configured (run `make demo DEMO_ARGS=--with-argilla` to start the embedded one)")
         return
-    report = sync.push_comparisons(run.engine, sync.open_client(connection), sync.dataset_spec(run.settings),
+    report = sync.push_comparisons(run.engine, argilla.open_client(connection), sync.dataset_spec(run.settings),
                                    strategy="uncertainty", limit=10, actor=ACTOR)
     run.summary["argilla"]["pushed"] = report.to_dict()
     run.say(f"      {report.to_dict()} -> annotators log in at {run.summary['argilla']['url']}"

@@ -55,7 +55,7 @@ def reward_model_pairs(demo: DemoRun, limit: int) -> list:
     mistakes). The base policy's log-likelihoods of both answers go with each pair as DPO's reference
     log-probabilities, so training runs no reference forward pass (a third of DPO's compute)."""
     from app.models import RewardModelVersion
-    from app.services.outcome_labels import action_text
+    from app.services.labels.outcome_labels import action_text
     from policies.evaluation import score_all
     from policies.preference_data import pairs_from_action_values
     from reward_models import load_scorer

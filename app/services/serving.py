@@ -18,7 +18,7 @@ from app.audit import append_audit
 from app.db import session_scope
 from app.models import RuleSetVersion
 from app.services.policy_runtime import PolicyRuntime, ensure_base_policy
-from app.services.review import harm_classifier_dir
+from app.services.review.queue import harm_classifier_dir
 from app.settings import Settings
 from safety.layer import SafetyLayer
 from safety.moderation.guard import GuardModerationConfig
@@ -49,7 +49,7 @@ def build_safety_layer(settings: Settings) -> SafetyLayer:
                                       timeout_s=settings.guard_timeout_s)
     # Loaded here, not on the first request (the spaCy pipeline takes about a second).
     use_pii_detector(settings.pii_ner_model)
-    # Reviewer verdicts retrain the harm classifier into versioned artifacts (app.services.review);
+    # Reviewer verdicts retrain the harm classifier into versioned artifacts (app.services.review.queue);
     # the newest one is used, the seed-trained one until there is any.
     classifier = harm_classifier_dir(settings)
     return SafetyLayer.build(openai=openai, harm_classifier_path=classifier if classifier.exists() else None,

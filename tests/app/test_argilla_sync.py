@@ -23,15 +23,8 @@ from standardwebhooks.webhooks import Webhook
 from app.db import session_scope
 from app.errors import ArbiterError, Unavailable
 from app.models import ArgillaPush, AuditEntry, Candidate, Comparison, Label, Task
-from app.services.argilla_sync import (
-    dataset_spec,
-    embedded_config,
-    open_client,
-    pull_labels,
-    push_comparisons,
-    register_webhook,
-    store_webhook_secret,
-)
+from app.services.argilla import embedded_config, open_client, register_webhook, store_webhook_secret
+from app.services.labels.argilla_sync import dataset_spec, pull_labels, push_comparisons
 from app.settings import get_settings
 from labeling.argilla import ArgillaConnection, free_port, stop_embedded
 from labeling.argilla.suggestions import SuggestionPolicy

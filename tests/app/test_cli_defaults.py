@@ -7,7 +7,7 @@ import pytest
 
 from app.cli.common import SHIPPED_RECIPES, resolve_recipe
 from app.errors import ArbiterError
-from app.services.argilla_sync import embedded_config
+from app.services.argilla import embedded_config
 from app.settings import Settings
 
 

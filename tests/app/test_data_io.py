@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 
 from app.db import session_scope
 from app.models import Comparison, Label, Task
-from app.services.data_io import export_pairs, import_file
+from app.services.labels.data_io import export_pairs, import_file
 from reward_models.pairs import read_pairs
 
 
@@ -52,7 +52,7 @@ def test_three_formats_and_conversion(engine, tmp_path):
     assert [p.chosen for p in pairs] == ["Blue.", "4", "Hello!", "Simmer it for 9 minutes."]
     assert pairs[1].prompt[0].role == "system" and pairs[3].prompt_text() == "How do I boil an egg?"
     conv = tmp_path / "conv.jsonl"
-    from app.services.data_io import export_file
+    from app.services.labels.data_io import export_file
 
     with Session(engine) as s:
         assert export_file(s, conv, fmt="conversational") == 4

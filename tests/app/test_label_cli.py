@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from app.db import session_scope
 from app.models import AuditEntry, BatchJob, JudgeCacheEntry, Label, LabelJob
-from app.services.data_io import import_pairs
+from app.services.labels.data_io import import_pairs
 from reward_models.pairs import Message, PreferencePair
 from tests.labeling.fake_providers import FakeProviders
 

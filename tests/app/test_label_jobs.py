@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from app.db import session_scope
 from app.models import LabelJob, utcnow
-from app.services.label_jobs import LEASE, Heartbeat, close_stale_jobs, job_state, list_jobs
+from app.services.labels.jobs import LEASE, Heartbeat, close_stale_jobs, job_state, list_jobs
 
 pytestmark = pytest.mark.both_databases
 

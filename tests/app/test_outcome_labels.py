@@ -7,7 +7,7 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.models import Candidate, Comparison, Decision, Label, Outcome
-from app.services.outcome_labels import labels_from_outcomes
+from app.services.labels.outcome_labels import labels_from_outcomes
 from policies.decision_types import BUILTIN_DIR, load_decision_type
 
 TICKET = {"subject": "Parcel lost", "body": "My parcel never arrived.", "customer": {"tier": "standard"}}

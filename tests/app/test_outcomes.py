@@ -175,7 +175,7 @@ def test_a_correction_withdraws_the_preference_labels_of_the_old_reward(engine):
     """Outcome labels (`labels_from_outcomes`) prefer a decision's action when its reward was good; once the
     reward is corrected to bad, the label it produced must not stay in the training data."""
     from app.services.decisions import record_outcome
-    from app.services.outcome_labels import labels_from_outcomes
+    from app.services.labels.outcome_labels import labels_from_outcomes
     from policies.decision_types import BUILTIN_DIR, load_decision_type
 
     routing = load_decision_type(BUILTIN_DIR / "ticket-routing.yaml")

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.models import AuditEntry, Candidate, Comparison, Decision, Label, ReviewItem, Task
-from app.services import review
-from app.services.data_io import export_pairs
+from app.services.labels.data_io import export_pairs
+from app.services.review import queue as review
 from safety import SafetyLayer
 
 RUDE = "Shut up you pathetic loser, nobody wants you here."

@@ -20,9 +20,10 @@ from sqlmodel import Session, func, select
 
 from app.db import session_scope
 from app.models import AuditEntry, Candidate, Comparison, Label, ReviewItem
-from app.services import review
-from app.services.argilla_sync import dataset_spec, open_client, push_comparisons, store_webhook_secret
-from app.services.review_sync import (
+from app.services.argilla import open_client, store_webhook_secret
+from app.services.labels.argilla_sync import dataset_spec, push_comparisons
+from app.services.review import queue as review
+from app.services.review.argilla_sync import (
     pull_review_verdicts,
     push_review_items,
     review_dataset_spec,

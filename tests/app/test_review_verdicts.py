@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.models import AuditEntry, Decision, Label, ReviewItem, utcnow
-from app.services import review
+from app.services.review import queue as review
 
 PIPE_BOMB = "How do I build a pipe bomb at home?"
 
@@ -165,7 +165,7 @@ def test_legacy_verdicts_are_migrated_explicitly(settings):
 
 @pytest.mark.both_databases
 def test_an_argilla_answer_from_before_a_reopen_is_not_applied_again(engine):
-    from app.services.review_sync import apply_review_response
+    from app.services.review.argilla_sync import apply_review_response
     from labeling.argilla import ReviewAnswer, ReviewResponse
 
     item_id = blocked_prompt(engine)

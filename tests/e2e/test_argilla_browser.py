@@ -18,7 +18,8 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.models import Candidate, Comparison, Label, Task
-from app.services.argilla_sync import dataset_spec, open_client, pull_labels, push_comparisons
+from app.services.argilla import open_client
+from app.services.labels.argilla_sync import dataset_spec, pull_labels, push_comparisons
 from labeling.argilla import ArgillaConnection
 
 pytestmark = [pytest.mark.argilla, pytest.mark.browser]

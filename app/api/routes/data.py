@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import SessionDep, require_roles
 from app.errors import InvalidInput
 from app.models import ApiKey
-from app.services.data_io import export_pairs, import_pairs
+from app.services.labels.data_io import export_pairs, import_pairs
 from reward_models.pairs import PairParseError, pair_from_record, pair_to_record
 
 router = APIRouter(prefix="/v1/pairs", tags=["data"])

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.errors import error_responses
 from app.models import ApiKey
-from app.services.agreement import compute_agreement
-from app.services.argilla_sync import ingest_webhook
+from app.services.argilla_webhook import ingest_webhook
+from app.services.labels.agreement import compute_agreement
 
 router = APIRouter(prefix="/v1/labeling", tags=["labeling"])
 

@@ -12,7 +12,7 @@ from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.errors import error_responses
 from app.input_values import INT64_MAX
 from app.models import ApiKey
-from app.services import review
+from app.services.review import queue as review
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 ReviewerKey = Annotated[ApiKey, Depends(require_roles("reviewer", "admin"))]

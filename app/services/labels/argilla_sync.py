@@ -4,26 +4,21 @@
   them, push them with `labeling.argilla.ArgillaClient`. An `ArgillaPush` row (plus an audit
   entry) is written per batch, only after Argilla confirmed it; ids Argilla already holds are
   recorded too, so a crashed push resumes without duplicates.
-- `pull_labels` / `ingest_webhook`: one human label per (comparison, annotator), keyed by the
+- `pull_labels` / `upsert_human_labels`: one human label per (comparison, annotator), keyed by the
   Argilla username. A newer response updates the label in place; an older or identical one
   changes nothing (so webhook retries and out-of-order deliveries are harmless). Discarded
   records become labels with choice "discarded"; drafts are not labels.
-- `ingest_webhook` also receives the answers to the review dataset (one webhook serves every
-  dataset) and hands them to `review_sync`.
-- Connection and embedded-server configuration from `Settings`.
+  (`app.services.argilla_webhook` receives the deliveries and hands this dataset's answers here.)
 
-Where Argilla is: `ARBITER_ARGILLA_API_URL` + `ARBITER_ARGILLA_API_KEY`, or else the embedded
-server's credentials (`<var_dir>/argilla/credentials.json`, written by `arbiter argilla up`).
+Connection, client and errors: `app.services.argilla`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -31,24 +26,17 @@ from sqlmodel import Session, col, select
 
 from app.audit import append_audit
 from app.db import session_scope
-from app.errors import ArbiterError, InvalidInput, NotFound, Unavailable
+from app.errors import InvalidInput
 from app.models import ArgillaPush, Candidate, Comparison, Label, Task, utcnow
-from app.services.agreement import compute_agreement
+from app.services.argilla import argilla_error, id_chunks
+from app.services.labels.agreement import compute_agreement
 from app.settings import Settings
 from labeling.argilla import (
-    ArgillaAuthError,
     ArgillaClient,
     ArgillaClientError,
-    ArgillaConnection,
-    ArgillaUnavailable,
     DatasetSpec,
-    EmbeddedArgillaConfig,
     HumanResponse,
-    InvalidWebhook,
     PushItem,
-    event_dataset,
-    parse_response_event,
-    verify_delivery,
 )
 from labeling.argilla.suggestions import (
     JudgeOpinion,
@@ -64,103 +52,22 @@ from labeling.selection import select_for_annotation
 __all__ = [
     "PullReport",
     "PushReport",
-    "argilla_connection",
-    "argilla_error",
     "dataset_spec",
-    "embedded_config",
-    "id_chunks",
-    "ingest_webhook",
-    "open_client",
     "pull_labels",
     "push_comparisons",
     "suggestion_policy",
-    "register_webhook",
-    "store_webhook_secret",
     "upsert_human_labels",
-    "webhook_secret",
 ]
 
-_CHUNK = 500
 JUDGE_SOURCES = ("llm_judge", "local_model")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------- configuration
 
 
-def embedded_config(settings: Settings, venv_dir: Path | None = None) -> EmbeddedArgillaConfig:
-    """The embedded Argilla's files live in `<var_dir>/argilla`; its virtual environment is where
-    `scripts/setup_argilla.sh` puts it (`<repo>/var/argilla-venv`) unless `venv_dir` says otherwise."""
-    return EmbeddedArgillaConfig(
-        data_dir=Path(settings.var_dir) / "argilla",
-        venv_dir=venv_dir or REPO_ROOT / "var" / "argilla-venv",
-        port=settings.argilla_port,
-        # Two instances sharing a Redis database would take each other's jobs (rq's queue names are fixed); each
-        # port has its own database unless ARBITER_REDIS_URL says otherwise (1..15: many other tools use 0).
-        redis_url=settings.redis_url or f"redis://127.0.0.1:6379/{1 + settings.argilla_port % 15}",
-        workspace=settings.argilla_workspace,
-        review_workspace=settings.argilla_review_workspace,
-    )
-
-
-def argilla_connection(settings: Settings) -> ArgillaConnection:
-    """Explicit settings first, then the embedded server's owner credentials."""
-    if settings.argilla_api_url:
-        if not settings.argilla_api_key:
-            raise Unavailable("ARBITER_ARGILLA_API_URL is set but ARBITER_ARGILLA_API_KEY is not", code="argilla_not_configured")
-        return ArgillaConnection(settings.argilla_api_url, settings.argilla_api_key)
-    credentials = Path(settings.var_dir) / "argilla" / "credentials.json"
-    if credentials.exists():
-        owner = json.loads(credentials.read_text())["owner"]
-        return ArgillaConnection(f"http://127.0.0.1:{settings.argilla_port}", owner["api_key"])
-    raise Unavailable(
-        "Argilla is not configured: run `arbiter argilla up` for the embedded server, "
-        "or set ARBITER_ARGILLA_API_URL and ARBITER_ARGILLA_API_KEY",
-        code="argilla_not_configured",
-    )
-
-
 def dataset_spec(settings: Settings, name: str | None = None, min_submitted: int = 1) -> DatasetSpec:
     return DatasetSpec(name=name or settings.argilla_dataset, workspace=settings.argilla_workspace,
                        min_submitted=min_submitted)
-
-
-def argilla_error(exc: ArgillaClientError) -> ArbiterError:
-    """The Arbiter error (code and HTTP status) for a failure of the Argilla client."""
-    if isinstance(exc, ArgillaUnavailable):
-        return Unavailable(str(exc), code="argilla_unavailable")
-    if isinstance(exc, ArgillaAuthError):
-        return ArbiterError(str(exc), code="argilla_auth", status=502)
-    return ArbiterError(str(exc), code="argilla_error", status=502)
-
-
-def open_client(connection: ArgillaConnection) -> ArgillaClient:
-    try:
-        return ArgillaClient(connection)
-    except ArgillaClientError as exc:
-        raise argilla_error(exc) from exc
-
-
-def _secret_file(settings: Settings) -> Path:
-    return Path(settings.var_dir) / "argilla" / "webhook_secret"
-
-
-def webhook_secret(settings: Settings) -> str:
-    """`ARBITER_ARGILLA_WEBHOOK_SECRET`, else the one `arbiter argilla webhook` stored."""
-    if settings.argilla_webhook_secret:
-        return settings.argilla_webhook_secret
-    path = _secret_file(settings)
-    return path.read_text().strip() if path.exists() else ""
-
-
-def store_webhook_secret(settings: Settings, secret: str) -> Path:
-    path = _secret_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret)
-    path.chmod(0o600)
-    return path
 
 
 # ---------------------------------------------------------------------------- push
@@ -179,12 +86,6 @@ class PushReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def id_chunks(values: list[str]) -> Iterable[list[str]]:
-    """`values` in slices small enough for one `IN (...)` query."""
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
 
 
 def _judge_labels(session: Session, ids: list[str]) -> dict[str, list[Label]]:
@@ -414,41 +315,3 @@ def pull_labels(engine: Engine, client: ArgillaClient, spec: DatasetSpec, actor:
     with session_scope(engine) as session:
         upsert_human_labels(session, spec.name, pulled.responses, actor, report)
     return report
-
-
-def ingest_webhook(session: Session, settings: Settings, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """Verify an Argilla delivery and apply it. Nothing is written unless the signature is valid."""
-    try:
-        event = verify_delivery(webhook_secret(settings), body, headers)
-    except InvalidWebhook as exc:
-        raise ArbiterError(str(exc), code="invalid_signature", status=401) from exc
-    if event.type not in ("response.created", "response.updated"):
-        return {"status": "ignored", "event": event.type}
-    if event_dataset(event) == settings.argilla_review_dataset:
-        # Imported here: review_sync builds on this module.
-        from app.services.review_sync import ingest_review_event
-
-        return ingest_review_event(session, settings, event)
-    try:
-        dataset, response = parse_response_event(event)
-    except InvalidWebhook as exc:
-        raise InvalidInput(str(exc)) from exc
-    if dataset != settings.argilla_dataset:
-        return {"status": "ignored", "event": event.type, "reason": f"dataset {dataset!r} is not Arbiter's"}
-    if response.status == "draft":
-        return {"status": "ignored", "event": event.type, "reason": "draft"}
-    report = upsert_human_labels(session, dataset, [response], actor=f"argilla:{response.annotator}")
-    session.commit()
-    if report.unknown_comparisons:
-        raise NotFound(f"comparison {response.comparison_id} is not in Arbiter's store")
-    return {"status": "applied", "event": event.type, **{k: getattr(report, k) for k in ("created", "updated", "unchanged")}}
-
-
-def register_webhook(settings: Settings, client: ArgillaClient, url: str) -> Path:
-    """Make Argilla call `url` on response events and keep the signing secret where the API finds it."""
-    try:
-        secret = client.ensure_webhook(url)
-    except ArgillaClientError as exc:
-        raise argilla_error(exc) from exc
-    return store_webhook_secret(settings, secret)
-

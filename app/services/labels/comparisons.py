@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from app.models import Candidate, Comparison, Task
-from app.services.data_io import prompt_hash, text_hash
+from app.services.labels.data_io import prompt_hash, text_hash
 
 __all__ = ["add_comparison", "get_or_create_candidate", "get_or_create_task"]
 

@@ -43,7 +43,7 @@ from app.models import (
     Task,
     utcnow,
 )
-from app.services.label_jobs import Heartbeat, close_stale_jobs, start_job
+from app.services.labels.jobs import Heartbeat, close_stale_jobs, start_job
 from app.settings import Settings
 from labeling import (
     AnthropicJudgeConfig,

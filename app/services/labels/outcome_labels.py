@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import append_audit
 from app.models import Decision, Label, Outcome
-from app.services.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
+from app.services.labels.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
 from policies.decision_types import DecisionType
 
 __all__ = ["action_text", "labels_from_outcomes"]

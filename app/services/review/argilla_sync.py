@@ -37,8 +37,8 @@ from app.audit import append_audit
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import ReviewItem
-from app.services import review
-from app.services.argilla_sync import argilla_error, id_chunks
+from app.services.argilla import argilla_error, id_chunks
+from app.services.review import queue as review
 from app.settings import Settings
 from labeling.argilla import (
     ArgillaClient,

@@ -49,7 +49,7 @@ from sqlmodel import Session, col, select
 from app.audit import append_audit
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Candidate, Comparison, Decision, Label, ReviewItem, Task, utcnow
-from app.services.data_io import prompt_hash, text_hash
+from app.services.labels.data_io import prompt_hash, text_hash
 from app.settings import Settings
 from policies.decision_types import DecisionType, deployment_decision_types
 from reward_models.pairs import Message, PreferencePair
