@@ -10,6 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "HTTP_REQUESTS", "HTTP_LATENCY", "DECISION_LATENCY", "SAFETY_BLOCKS", "MODERATION_FALLBACKS",
     "DECISION_REWARD", "DECISIONS", "LABELS_INGESTED", "POLICY_BATCH_SIZE", "MONITOR_VALUE", "MONITOR_ALERT",
+    "CANARY_ROLLBACKS",
 ]
 
 HTTP_REQUESTS = Counter("arbiter_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -35,3 +36,5 @@ MONITOR_VALUE = Gauge("arbiter_monitor_value", "Latest value of a monitor (drift
                       ["decision_type", "policy", "monitor", "key"])
 MONITOR_ALERT = Gauge("arbiter_monitor_alert", "1 while a monitor's latest reading is an alert, else 0",
                       ["decision_type", "policy", "monitor", "key"])
+CANARY_ROLLBACKS = Counter("arbiter_canary_rollbacks_total", "Canaries rolled back by the automatic canary check",
+                           ["decision_type", "method"])

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, func, select
 from app.audit import append_audit
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
+from app.metrics import CANARY_ROLLBACKS
 from app.models import AuditEntry, Decision, Outcome, PolicyVersion, utcnow
 from app.services.policy_runtime import PolicyRuntime
 from app.settings import Settings
@@ -291,6 +292,7 @@ def check_canary(session: Session, decision_type: str, *, thresholds: CanaryThre
     if verdict.rollback:
         rollback(session, canary.id, actor=actor, reason="; ".join(verdict.reasons),
                  extra={"method": thresholds.method, "statistics": statistics})
+        CANARY_ROLLBACKS.labels(decision_type, thresholds.method).inc()
     return {"decision_type": decision_type, "canary": canary.id, "active": active.id, "rolled_back": verdict.rollback,
             "decision": verdict.decision, "method": thresholds.method, "reasons": list(verdict.reasons),
             "enough_data": verdict.enough_data, "details": _finite(verdict.details), "statistics": statistics}

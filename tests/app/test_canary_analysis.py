@@ -53,9 +53,14 @@ def test_check_canary_reports_the_sequential_verdict_and_audits_its_statistics(r
     assert 0 <= reward["p_value"] <= 1
 
     _log(engine, canary, rng.beta(8, 12, 100))  # the canary's later decisions earn 0.4
+    from prometheus_client import REGISTRY
+
+    labels = {"decision_type": "ticket-routing", "method": "sequential"}
+    before = REGISTRY.get_sample_value("arbiter_canary_rollbacks_total", labels) or 0.0
     out = _json(run_cli("policy", "check-canary", "ticket-routing", "--min-decisions", 20, "--min-outcomes", 20,
                         "--json"))
     assert out["rolled_back"] and out["decision"] == "rollback" and "mean reward" in out["reasons"][0]
+    assert REGISTRY.get_sample_value("arbiter_canary_rollbacks_total", labels) == before + 1
     with Session(engine) as s:
         assert s.get(PolicyVersion, canary).state == "candidate"
         entry = s.exec(select(AuditEntry).where(AuditEntry.action == "policy.rolled_back")).one()
