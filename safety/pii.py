@@ -206,13 +206,17 @@ class PIIDetector:
 
     def _analyze(self, text: str, wanted: tuple[str, ...]) -> tuple[tuple[str, int, int], ...]:
         # The NER pass is most of the cost; the model finds (almost) no name in text without a capital.
-        engine = self._full if "person" in wanted and any(c.isupper() for c in text) else self._patterns
+        use_ner = self.ner and "person" in wanted and any(c.isupper() for c in text)
+        engine = self._full if use_ner else self._patterns
+        entities = [ENTITY_OF[k] for k in wanted if k != "person" or use_ner]
+        if not entities:  # Presidio reads an empty list as "every entity"
+            return ()
         results = engine.analyze(
             text,
             language="en",
-            entities=[ENTITY_OF[k] for k in wanted],
+            entities=entities,
             score_threshold=0.5,
-            allow_list=self._not_names if engine is self._full else None,
+            allow_list=self._not_names if use_ner else None,
         )
         candidates = sorted(
             ((_KIND_OF[r.entity_type], r.start, r.end) for r in results if r.entity_type in _KIND_OF),

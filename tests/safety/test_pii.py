@@ -227,3 +227,16 @@ def test_simulated_support_tickets_are_not_redacted():
 
     texts = [t.text for t in TicketSimulator(seed=7).tickets(150)]
     assert [(m.kind, m.text) for text in texts for m in find_pii(text)] == []
+
+
+def test_asking_for_names_only_finds_names_only_and_logs_no_warning(caplog):
+    """Presidio reads an empty entity list as "every entity", and warns on every call about an entity
+    no recognizer serves: neither may happen when names cannot be found (no model, no capital)."""
+    import logging
+
+    from safety.pii import PIIDetector
+
+    caplog.set_level(logging.INFO)
+    assert PIIDetector(ner_model=None).find("jo@example.com", ["person"]) == []
+    assert find_pii("mail jo@example.com or call 020 7946 0958", ["person"]) == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
