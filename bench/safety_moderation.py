@@ -7,12 +7,13 @@ profanity and injection detectors, no remote provider):
 - after: the shipped local moderation model (`safety.moderation.harm_model`) + profanity.
 
 Latency: every text moderated alone (p50 / p99 of one call), and in batches of 32 (p50 / p99 of a
-batch call, and that divided by 32), after one warm-up call that loads the models. Flag rates (a
+batch call, and that divided by 32), after one warm-up call that loads the models; the two chains
+alternate call by call, so a change in the host's load hits both. Flag rates (a
 text counts as flagged when any harm provider flags it; profanity counted apart, since the verdict
 policy ignores it on input): the functional suite's held-out half (`safety/data/moderation/
 functional_suite.jsonl`, split by `safety.moderation.harm_data`), the hand-written benign and
 harmful texts of `bench/data/safety_moderation_sets.json`, and, when present, the HH first turns
-(no labels here: a flag rate only). Held-out AUPRC / F1 / FPR per category come from the training
+(a flag rate only; 70% of them are in the local model's training split, so it is no held-out figure). Held-out AUPRC / F1 / FPR per category come from the training
 command (`scripts/train_moderation.py --json`), which needs the public data and cross-validates.
 Prints one JSON line.
 
@@ -72,24 +73,31 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def latency(chain: Moderator, texts: list[str], name: str) -> dict[str, dict[str, float]]:
-    chain.moderate(texts[:32])  # warm-up: loads models and caches
-    alone = []
-    for text in tqdm(texts, desc=f"{name} alone", leave=False, file=sys.stderr):
-        start = time.perf_counter()
-        chain.moderate([text])
-        alone.append(time.perf_counter() - start)
-    batches = []
+def latency(built: dict[str, Moderator], texts: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per chain: one text per call and batches of 32, the chains alternating call by call so that
+    a change in the host's load (two cores shared with other work) hits both alike."""
+    for chain in built.values():
+        chain.moderate(texts[:32])  # warm-up: loads models and caches
+    alone: dict[str, list[float]] = {name: [] for name in built}
+    batches: dict[str, list[float]] = {name: [] for name in built}
+    for text in tqdm(texts, desc="one text per call", leave=False, file=sys.stderr):
+        for name, chain in built.items():
+            start = time.perf_counter()
+            chain.moderate([text])
+            alone[name].append(time.perf_counter() - start)
     for _ in range(3):
         for i in range(0, len(texts) - 31, 32):
-            start = time.perf_counter()
-            chain.moderate(texts[i : i + 32])
-            batches.append(time.perf_counter() - start)
-    per_text = _percentiles([b / 32 for b in batches])
+            for name, chain in built.items():
+                start = time.perf_counter()
+                chain.moderate(texts[i : i + 32])
+                batches[name].append(time.perf_counter() - start)
     return {
-        "alone": _percentiles(alone),
-        "batch32": _percentiles(batches),
-        "batch32_per_text": per_text,
+        name: {
+            "alone": _percentiles(alone[name]),
+            "batch32": _percentiles(batches[name]),
+            "batch32_per_text": _percentiles([b / 32 for b in batches[name]]),
+        }
+        for name in built
     }
 
 
@@ -118,8 +126,9 @@ def main() -> None:
     out: dict = {"bench": "safety_moderation", "n": {
         "latency_texts": len(latency_texts), "suite_test": len(suite), "benign_written": len(benign),
         "harmful_written": len(harmful), "hh_first_turns": len(hh)}}
+    timings = latency(built, latency_texts)
     for name, chain in built.items():
-        figures: dict = {"latency": latency(chain, latency_texts, name)}
+        figures: dict = {"latency": timings[name]}
         harm, profane = flags(chain, [c.text for c in suite])
         functions = sorted({c.function for c in suite})
         non_harmful = np.array([c.labels["unsafe"] == 0 for c in suite])

@@ -14,7 +14,9 @@ that category's head neither trains nor validates on the row):
   turn: the file holds labels only, never the text; how they were made is in the README).
 - `seed`: this project's seed set of the TF-IDF classifier (`safety.moderation.harm_seed`:
   hand-written sentences and expanded templates, one category each, the other harm categories
-  unknown) and sexual / sex-education sentences (`seed_sexual.jsonl`).
+  unknown), sexual / sex-education sentences (`seed_sexual.jsonl`) and hard cases written like the
+  suite's but not in it (`seed_hard_cases.jsonl`: counter-speech, negation, reports of violence,
+  obituaries, look-alikes, and hateful or violent counterparts with the same words).
   Always in training: they were written as training data.
 - `suite`: the functional suite (`functional_suite.jsonl`): counter-speech, negation, quoting,
   plain statements about groups, obituaries, safe look-alikes, non-hateful profanity, support and
@@ -178,8 +180,8 @@ def _seed() -> list[LabelledText]:
         else:  # a threat sentence may also harass: only its own category and "unsafe" are known
             labels = _labels([label], known=(label, "unsafe"))
         out.append(LabelledText(text, labels, "seed", "train"))
-    for row in _jsonl(DATA_DIR / "seed_sexual.jsonl"):
-        known = None if not row["categories"] else ("sexual", "unsafe")
+    for row in [*_jsonl(DATA_DIR / "seed_sexual.jsonl"), *_jsonl(DATA_DIR / "seed_hard_cases.jsonl")]:
+        known = None if not row["categories"] else (*row["categories"], "unsafe")
         out.append(LabelledText(row["text"], _labels(row["categories"], known), "seed", "train"))
     return out
 
