@@ -135,3 +135,39 @@ def test_threshold_meets_both_false_positive_budgets():
 def test_missing_artifact_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train_moderation"):
         LocalModeration(tmp_path)
+
+
+def test_public_data_labels_follow_what_each_source_can_say(tmp_path):
+    """Davidson "offensive" is no hate and says nothing else (profanity alone is not harm); "neither"
+    is safe for every head; ToxiGen hate is hate; an HH turn takes its labels from the hash file,
+    so the project holds labels without text. Seed and suite rows come from the data files."""
+    import csv
+    import hashlib
+
+    from safety.moderation.harm_data import hh_first_turns, load_dataset
+
+    (tmp_path / "safety").mkdir()
+    with (tmp_path / "safety" / "davidson_hate_offensive.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["", "count", "hate_speech", "offensive_language", "neither", "class", "tweet"])
+        writer.writerow([0, 3, 3, 0, 0, 0, "RT @someone: a hateful tweet about a group"])
+        writer.writerow([1, 3, 0, 3, 0, 1, "an offensive tweet full of swearing"])
+        writer.writerow([2, 3, 0, 0, 3, 2, "a harmless tweet about lunch &amp; coffee"])
+    (tmp_path / "safety" / "toxigen_sentences.jsonl").write_text(
+        json.dumps({"text": "an implicitly hateful statement", "label": "hate", "target_group": "x"}) + "\n"
+    )
+    hh = tmp_path / "hh_harmless_dev.jsonl"
+    turn = "How do I pick a lock?"  # labelled safe in the shipped label file
+    assert hashlib.sha256(turn.encode()).hexdigest() in (DATA_DIR / "hh_first_turn_labels.jsonl").read_text()
+    hh.write_text(json.dumps({"chosen": f"\n\nHuman: {turn}\n\nAssistant: No.", "rejected": ""}) + "\n")
+    assert hh_first_turns(hh) == [turn]
+
+    rows = {r.text: r for r in load_dataset(tmp_path)}
+    assert rows["a hateful tweet about a group"].labels["hate"] == 1
+    offensive = rows["an offensive tweet full of swearing"].labels
+    assert offensive["hate"] == 0 and offensive["unsafe"] is None and offensive["harassment"] is None
+    assert set(rows["a harmless tweet about lunch & coffee"].labels.values()) == {0}
+    assert rows["an implicitly hateful statement"].labels["hate"] == 1
+    assert rows[turn].source == "hh" and rows[turn].labels["unsafe"] == 0
+    assert {r.source for r in rows.values()} == {"davidson", "toxigen", "hh", "seed", "suite"}
+    assert all(r.split != "train" for r in rows.values() if r.source == "suite")
