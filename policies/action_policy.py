@@ -27,8 +27,13 @@ from policies.propensity import action_probabilities, rng_for, sample_action
 
 
 def bounded_prompt(decision_type: DecisionType, backend: PolicyBackend, context: Mapping[str, Any]) -> str:
-    """The rendered prompt for ``context``, each context field cut to its token budget in the backend's tokens."""
-    return backend.render(decision_type.messages(context, fit=lambda text, n: fit_tokens(backend, text, n)))
+    """The rendered prompt for ``context``, each context field cut to its token budget in the backend's tokens.
+
+    The context is not validated again here: it was where it entered (``DecisionType.validate_context``), and the
+    service may change it since (PII redaction turned a 33-character language tag into one longer than the
+    schema's 35, and the re-validation answered 500)."""
+    fit = lambda text, n: fit_tokens(backend, text, n)  # noqa: E731
+    return backend.render(decision_type.messages(context, validate=False, fit=fit))
 
 
 def check_prompt(decision_type: DecisionType, backend: PolicyBackend, prompt: str) -> int:
@@ -146,6 +151,8 @@ class ActionPolicy:
         keys = keys if keys is not None else [None] * len(contexts)
         if not len(masked) == len(keys) == len(contexts):
             raise ValueError(f"{len(contexts)} contexts, {len(masked)} masks and {len(keys)} keys must align")
+        for context in contexts:  # score_batch does not validate: the server validated before it redacted
+            self.decision_type.validate_context(context)
         scores = self.score_batch(contexts)
         return [self.decide_from_scores(s, masked=m, key=k) for s, m, k in zip(scores, masked, keys)]
 
@@ -204,4 +211,5 @@ class TextPolicy:
         return [TextDraft(text=t, prompt=p, policy_id=self.policy_id) for t, p in zip(texts, prompts)]
 
     def draft(self, context: Mapping[str, Any]) -> TextDraft:
+        self.decision_type.validate_context(context)
         return self.draft_batch([context])[0]

@@ -103,3 +103,16 @@ def test_chat_conversation_over_the_limit_is_refused(api, auth, engine, recordin
     r = api.post("/v1/chat/completions", json={"messages": huge}, headers=auth("app"))
     assert r.status_code == 422 and "2048-token" in r.json()["error"]["message"]
     assert _count(engine) == 0 and recording.generations == []
+
+
+def test_a_context_changed_after_validation_is_still_served(api, auth, engine, monkeypatch):
+    """Redaction runs after validation and may lengthen a field past its schema's maxLength (a language tag
+    redacted to "[PERSON]-..." was 37 characters); the prompt is built without validating again (was: 500)."""
+    import app.services.serving.decisions as decisions
+
+    real = decisions.redacted_context
+    monkeypatch.setattr(decisions, "redacted_context",
+                        lambda ctx, *args: {**real(ctx, *args), "customer": {**ctx["customer"], "language": "[PERSON]-" + "x" * 40}})
+    r = api.post("/v1/decisions/ticket-routing", json={"context": TICKET}, headers=auth("app"))
+    assert r.status_code == 200, r.text
+    assert _count(engine) == 1
