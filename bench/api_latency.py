@@ -24,7 +24,7 @@ batching speed-up above it would only mean that requests alone are scored wastef
 cost dwarfs its tokens', is where micro-batching gains 3x and more. The section also times a matrix product (in the
 served precision) of the shape one request runs alone against a large one, and the other precision in-process.
 ``second_torch_thread_ms_batch_1`` is batch 1 again while another thread that has run torch is alive (libgomp
-then stops spinning; see ``app.services.policy_runtime``, which runs every model call on one thread for this
+then stops spinning; see ``app.services.serving.policy_runtime``, which runs every model call on one thread for this
 reason). Prints one JSON line.
 
     .venv/bin/python bench/api_latency.py [--concurrency 16] [--requests 160] [--dtype auto|float32|bfloat16]

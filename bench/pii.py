@@ -154,7 +154,7 @@ def decision_path(rows: list[dict]) -> dict:
     (rules, including the PII rule, and moderation), the redacted context, and the scrubbed verdict that
     is stored. Run with each process-wide detector. Every ticket's text is new to the detector's cache,
     as in production; the rule set's own messages are cached after the first ticket, as in production."""
-    from app.services.decisions import redacted_context
+    from app.services.serving.decisions import redacted_context
     from safety.layer import SafetyLayer
     from safety.pii import redact_values, use_pii_detector
 

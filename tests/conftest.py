@@ -200,8 +200,8 @@ def tiny_base_dir(tmp_path, tiny_causal_lm):
 @pytest.fixture
 def serving_app(app, settings, engine, tiny_causal_lm):
     """The app with its policies served by the tiny model (the safety layer is the real one)."""
-    from app.services.policy_runtime import PolicyRuntime
-    from app.services.serving import Serving, build_safety_layer, prepare_store
+    from app.services.serving.policy_runtime import PolicyRuntime
+    from app.services.serving.stack import Serving, build_safety_layer, prepare_store
     from policies.backends.local import TransformersBackend
 
     model, tokenizer = tiny_causal_lm

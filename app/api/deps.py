@@ -89,9 +89,9 @@ AdminKey = Annotated[ApiKey, Depends(require_roles("admin"))]
 
 
 def get_serving_dep(request: Request, settings: SettingsDep, engine: EngineDep):
-    from app.services.serving import get_serving
+    from app.services.serving.stack import get_serving
 
     return get_serving(request.app.state, settings, engine)
 
 
-ServingDep = Annotated[Any, Depends(get_serving_dep)]  # an app.services.serving.Serving
+ServingDep = Annotated[Any, Depends(get_serving_dep)]  # an app.services.serving.stack.Serving

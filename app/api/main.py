@@ -28,7 +28,7 @@ from app.api.input_guard import InputGuard
 from app.db import get_engine, ping
 from app.errors import ERROR_DESCRIPTIONS, ArbiterError, ErrorResponse, error_body, error_responses
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from app.services.warmup import WarmupStatus, warm_serving
+from app.services.serving.warmup import WarmupStatus, warm_serving
 from app.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load and warm the serving policies in the background: the process answers /healthz at
-        # once, and /readyz says what is still loading (app.services.warmup).
+        # once, and /readyz says what is still loading (app.services.serving.warmup).
         task = None
         if settings.preload_policies:
             app.state.warmup = WarmupStatus()

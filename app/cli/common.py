@@ -43,7 +43,7 @@ class lazy_module:  # noqa: N801 - stands in for a module name
 
     Building the CLI imports every command module; a service that pulls in torch, transformers,
     sklearn or the Argilla SDK at import would make every call, ``--help`` included, pay for them
-    (seconds each). ``svc = lazy_module("app.services.policies")`` keeps ``svc.promote(...)`` as it
+    (seconds each). ``svc = lazy_module("app.services.models.policies")`` keeps ``svc.promote(...)`` as it
     reads, and imports the module only when a command that uses it runs.
     """
 

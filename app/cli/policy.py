@@ -29,7 +29,7 @@ from app.cli.common import (
 from app.db import session_scope
 from app.models import PolicyVersion
 
-svc = lazy_module("app.services.policies")  # loads torch: imported when a command runs, not for --help
+svc = lazy_module("app.services.models.policies")  # loads torch: imported when a command runs, not for --help
 
 RECIPES = SHIPPED_RECIPES
 
@@ -198,7 +198,7 @@ def train_dpo(recipe: Path = typer.Option(RECIPES / "dpo_content.yaml", "--recip
               max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Override the recipe's length."),
               as_json: bool = JsonOpt) -> None:
     """Train a policy with DPO (+LoRA) and register it as a candidate."""
-    from app.services.policy_training import train_dpo_job
+    from app.services.models.policy_training import train_dpo_job
 
     settings, engine = cli_context()
     logging.getLogger("policies").setLevel(logging.INFO)
@@ -217,7 +217,7 @@ def train_rl(recipe: Path = typer.Option(RECIPES / "rl_content_grpo.yaml", "--re
              max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Override the recipe's length."),
              as_json: bool = JsonOpt) -> None:
     """Train a policy online (GRPO or RLOO, per the recipe) against a reward model; register it as a candidate."""
-    from app.services.policy_training import train_rl_job
+    from app.services.models.policy_training import train_rl_job
 
     settings, engine = cli_context()
     logging.getLogger("policies").setLevel(logging.INFO)

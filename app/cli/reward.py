@@ -18,7 +18,7 @@ from app.cli.common import SHIPPED_RECIPES, JsonOpt, cli_context, emit, fail, ha
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import RewardModelVersion
-from app.services import reward
+from app.services.models import reward
 
 DEFAULT_RECIPE = SHIPPED_RECIPES / "reward_minilm.yaml"
 

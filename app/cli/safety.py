@@ -68,8 +68,8 @@ def safety_eval(
     """AUPRC, F1 and false-positive rate per category and for "any unsafe", with bootstrap 95% intervals,
     of the moderation chain the decision path uses (same providers, fallback and policy as /v1/moderations)."""
     # The moderation chain loads torch, transformers and sklearn: imported here, not for every `arbiter` call.
-    from app.services.moderations import moderate_texts
-    from app.services.serving import build_safety_layer
+    from app.services.serving.moderations import moderate_texts
+    from app.services.serving.stack import build_safety_layer
     from safety.moderation.evaluation import ANY_UNSAFE, evaluate_moderation, read_labelled
 
     if stage not in ("input", "output"):

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from app.db import session_scope
-from app.services.decisions import decide, record_outcome
+from app.services.serving.decisions import decide, record_outcome
 from app.settings import Settings
 from policies.simulator import Ticket
 

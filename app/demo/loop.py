@@ -16,8 +16,8 @@ from app.demo.context import ACTOR, CONTENT_START, HELD_OUT_START, DemoRun
 from app.demo.report import reward_model_pairs
 from app.services.labels.comparisons import add_comparison, get_or_create_candidate, get_or_create_task
 from app.services.labels.outcome_labels import labels_from_outcomes
-from app.services.policy_runtime import PolicyRuntime, ensure_base_policy
-from app.services.serving import Serving, build_safety_layer, prepare_store
+from app.services.serving.policy_runtime import PolicyRuntime, ensure_base_policy
+from app.services.serving.stack import Serving, build_safety_layer, prepare_store
 from policies.simulator import TicketSimulator
 
 __all__ = ["argilla", "dpo", "fresh_store", "label", "propose", "reward_model"]
@@ -111,7 +111,7 @@ def argilla(run: DemoRun) -> None:
                 if "annotator" in run.summary["argilla"] else ""))
 
 def reward_model(run: DemoRun) -> None:
-    from app.services.reward import activate_reward_model, snapshot_from_labels, train_reward
+    from app.services.models.reward import activate_reward_model, snapshot_from_labels, train_reward
     from reward_models.snapshot import SnapshotRules
 
     with session_scope(run.engine) as s:
@@ -127,7 +127,7 @@ def reward_model(run: DemoRun) -> None:
              + ", ".join(f"{k} {v:.3f}" for k, v in list(metrics.items())[:4]))
 
 def dpo(run: DemoRun) -> None:
-    from app.services.policy_training import train_dpo_job
+    from app.services.models.policy_training import train_dpo_job
 
     examples = reward_model_pairs(run, limit=run.options.dpo_pairs)
     (run.dir / "dpo_pairs.jsonl").write_text("".join(json.dumps(e.as_row()) + "\n" for e in examples))  # to inspect

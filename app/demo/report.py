@@ -150,7 +150,7 @@ def _plot(rows: dict, path: Path, n: int) -> Path:
 
 def rollout(demo: DemoRun) -> None:
     """candidate -> shadow (some traffic) -> canary 25% (traffic with outcomes) -> gate -> active."""
-    from app.services.policies import (
+    from app.services.models.policies import (
         change_state,
         check_canary,
         configured_canary_thresholds,

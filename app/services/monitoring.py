@@ -11,7 +11,7 @@ Monitors: ``input_drift`` per context field (categorical, numeric; free text thr
 logged probabilities predicted), ``reward_drift``, ``safety_rate`` per effect (block, redact, mask, escalate), and
 per decision type ``review_backlog`` and ``intervention_rate`` (window decisions whose review rejected or edited
 the output). A canary's group also carries its sequential canary-vs-active verdict (read only; the rollback itself
-is ``app.services.policies.check_canary``). Not here: reward-model score drift, judge-human agreement over time, time to rollback.
+is ``app.services.models.policies.check_canary``). Not here: reward-model score drift, judge-human agreement over time, time to rollback.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 
 from app.metrics import MONITOR_ALERT, MONITOR_VALUE
 from app.models import Decision, MonitorReading, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
-from app.services.policies import canary_analysis, configured_canary_thresholds
+from app.services.models.policies import canary_analysis, configured_canary_thresholds
 from app.settings import Settings
 from policies.drift import Reading, Record, compare_windows
 

@@ -8,7 +8,7 @@ one batch runs at a time, which also means the model is never used by two thread
 Every batch of a batcher runs on the same one thread, not on asyncio's default pool: PyTorch's CPU
 build gives each thread that runs it its own OpenMP team, and once there are more teams than cores
 every small operation pays a sleep and a wake-up (a request scored alone by SmolLM2 took 370 instead
-of 254 ms with one idle extra team on 2 cores; see ``app.services.policy_runtime``). The default pool
+of 254 ms with one idle extra team on 2 cores; see ``app.services.serving.policy_runtime``). The default pool
 reuses an idle thread, so a SmolLM2 judge alone labelled as fast either way (44 labels in 21.1 vs
 21.6 s); the pool spreads work over new threads once other calls keep its threads busy, which is
 what made the API server pay. A lazily loaded model (the SmolLM2 judge) is loaded on that thread too.

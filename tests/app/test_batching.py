@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.services.batching import MicroBatcher
+from app.services.serving.batching import MicroBatcher
 
 
 def test_concurrent_items_are_batched_and_results_routed():
@@ -104,7 +104,7 @@ def test_runtime_batches_with_the_configured_wait_and_reports_sizes(tmp_path):
     """``ARBITER_POLICY_MAX_WAIT_MS`` reaches each policy's batcher, whose batch sizes feed the metric."""
     from app.metrics import POLICY_BATCH_SIZE
     from app.models import PolicyVersion
-    from app.services.policy_runtime import PolicyRuntime
+    from app.services.serving.policy_runtime import PolicyRuntime
     from app.settings import Settings
 
     class Backend:  # every action equally likely; the shape of a policy backend
@@ -135,7 +135,7 @@ def test_runtime_loads_and_scores_every_policy_on_its_one_model_thread(tmp_path)
     """Loading and every batch of every policy run on the runtime's single model thread, never on the event
     loop's thread or asyncio's default pool (a second thread that runs torch slows every model call)."""
     from app.models import PolicyVersion
-    from app.services.policy_runtime import PolicyRuntime
+    from app.services.serving.policy_runtime import PolicyRuntime
     from app.settings import Settings
 
     threads: list[tuple[str, str]] = []
@@ -214,7 +214,7 @@ def test_a_poisoned_context_beside_valid_ones_fails_only_itself(tiny_causal_lm, 
     """Second line behind the API's input guard: a context whose text makes the real tokenizer raise (a lone
     surrogate) shares a scoring batch with eight valid ones on the tiny policy; the eight are scored."""
     from app.models import PolicyVersion
-    from app.services.policy_runtime import PolicyRuntime
+    from app.services.serving.policy_runtime import PolicyRuntime
     from app.settings import Settings
     from policies.backends.local import TransformersBackend
 

@@ -86,7 +86,7 @@ def test_promotion_can_require_evidence_of_not_worse(settings, engine):
     """With ARBITER_CANARY_REQUIRE_EVIDENCE, 30 canary outcomes are no evidence (refused unless forced); 1,500 at
     the active policy's level put the whole interval within the margins, and the promotion records the verdict."""
     from app.errors import Conflict
-    from app.services.policies import promote
+    from app.services.models.policies import promote
     from tests.app.test_policy import _fixed_loader
 
     strict = settings.model_copy(update={"canary_require_evidence": True})

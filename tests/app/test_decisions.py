@@ -132,7 +132,7 @@ def test_outcome_recorded(api, auth, engine):
 
 
 def test_rule_sets_recorded_and_audited_once(serving_app, engine):
-    from app.services.serving import prepare_store
+    from app.services.serving.stack import prepare_store
 
     prepare_store(engine, serving_app.state.serving)  # a second start changes nothing
     with Session(engine) as s:

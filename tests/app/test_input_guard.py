@@ -125,7 +125,7 @@ def test_decide_behind_the_guard_writes_nothing_it_cannot_answer(serving_app, en
     import asyncio
 
     from app.errors import InvalidInput
-    from app.services.decisions import decide
+    from app.services.serving.decisions import decide
 
     serving = serving_app.state.serving
     ctx = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}, "note": note}
@@ -141,7 +141,7 @@ def test_a_decision_that_cannot_be_answered_is_not_stored(serving_app, engine, m
     import asyncio
 
     from app.errors import InvalidInput
-    from app.services.decisions import decide
+    from app.services.serving.decisions import decide
     from policies.action_policy import ActionPolicy
 
     serving = serving_app.state.serving

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.models import Decision
-from app.services.decisions import record_decision_metrics
+from app.services.serving.decisions import record_decision_metrics
 from safety.moderation import Moderator, OpenAIModeration, OpenAIModerationConfig
 from safety.verdict import combine
 from tests.safety.conftest import injection, moderation_api, profanity  # noqa: F401 - fixtures

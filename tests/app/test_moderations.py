@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from app.models import AuditEntry, Decision, ReviewItem
-from app.services.serving import Serving, build_safety_layer
+from app.services.serving.stack import Serving, build_safety_layer
 from safety.moderation.summary import OPENAI_CATEGORIES
 from tests.safety.fake_vllm import Answer, serve_fake_vllm
 

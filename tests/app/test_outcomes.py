@@ -12,7 +12,7 @@ from sqlmodel import Session, func, select
 
 from app.db import session_scope
 from app.models import AuditEntry, Decision, Label, Outcome, PolicyVersion
-from app.services import policies as svc
+from app.services.models import policies as svc
 
 TICKET = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}}
 
@@ -174,8 +174,8 @@ def test_ope_json_is_valid_on_an_empty_slice_and_warns_on_a_small_one(run_cli, e
 def test_a_correction_withdraws_the_preference_labels_of_the_old_reward(engine):
     """Outcome labels (`labels_from_outcomes`) prefer a decision's action when its reward was good; once the
     reward is corrected to bad, the label it produced must not stay in the training data."""
-    from app.services.decisions import record_outcome
     from app.services.labels.outcome_labels import labels_from_outcomes
+    from app.services.serving.decisions import record_outcome
     from policies.decision_types import BUILTIN_DIR, load_decision_type
 
     routing = load_decision_type(BUILTIN_DIR / "ticket-routing.yaml")

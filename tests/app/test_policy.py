@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from app.db import session_scope
 from app.models import AuditEntry, Decision, Outcome, PolicyVersion
-from app.services import policies as svc
+from app.services.models import policies as svc
 from policies.action_policy import ActionPolicy
 from policies.decision_types import BUILTIN_DIR, load_decision_type
 
@@ -176,8 +176,8 @@ def test_ope_cli_reports_errors_clearly(run_cli, engine):
 def _fixed_serving(settings, engine, base_favourite: str):
     """Serving whose policies answer with ``FixedBackend(favourites[version id])``. The shipped base routing
     policy is the active one, greedy, favouring ``base_favourite``. Returns (serving, favourites, base id)."""
-    from app.services.policy_runtime import PolicyRuntime
-    from app.services.serving import Serving, build_safety_layer, prepare_store
+    from app.services.serving.policy_runtime import PolicyRuntime
+    from app.services.serving.stack import Serving, build_safety_layer, prepare_store
 
     favourites: dict[str, str] = {}
     runtime = PolicyRuntime(settings, backend_factory=lambda v: FixedBackend(favourites[v.id]))
@@ -236,7 +236,7 @@ def test_outcomes_posted_to_the_api_roll_a_worse_canary_back(settings, engine, m
 
 
 def test_automatic_canary_rollback_can_be_switched_off(settings):
-    from app.services.policies import canary_thresholds
+    from app.services.models.policies import canary_thresholds
 
     assert canary_thresholds(settings).min_outcomes == settings.canary_min_outcomes
     assert canary_thresholds(settings.model_copy(update={"canary_auto_rollback": False})) is None

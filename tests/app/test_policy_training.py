@@ -95,7 +95,7 @@ def test_train_dpo_from_given_examples_records_reward_model_lineage(settings, en
     """Pairs ranked by a reward model, with reference log-probabilities: DPO runs no reference pass and the policy
     names the reward model and snapshot it came from."""
     from app.models import DatasetSnapshot
-    from app.services.policy_training import train_dpo_job
+    from app.services.models.policy_training import train_dpo_job
     from policies.preference_data import DPOExample
 
     with session_scope(engine) as s:
@@ -125,8 +125,8 @@ def test_a_decision_type_defined_only_in_the_deployment_dir_trains_and_serves(
     the recipe with "unknown decision type"."""
     from fastapi.testclient import TestClient
 
-    from app.services.policy_runtime import PolicyRuntime
-    from app.services.serving import Serving, build_safety_layer, prepare_store
+    from app.services.serving.policy_runtime import PolicyRuntime
+    from app.services.serving.stack import Serving, build_safety_layer, prepare_store
     from app.settings import get_settings
     from policies.backends.local import TransformersBackend
 

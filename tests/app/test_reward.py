@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from app.db import session_scope
 from app.models import AuditEntry, Candidate, Comparison, DatasetSnapshot, Label, RewardModelVersion, Task
-from app.services import reward
+from app.services.models import reward
 from reward_models import SnapshotRules, read_snapshot, write_pairs
 from tests.reward_models.tiny import save_tiny_decoder, toy_pairs
 

@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 
 from app.api.main import create_app
 from app.models import PolicyVersion
-from app.services.policy_runtime import PolicyRuntime
-from app.services.serving import Serving, build_safety_layer, prepare_store
+from app.services.serving.policy_runtime import PolicyRuntime
+from app.services.serving.stack import Serving, build_safety_layer, prepare_store
 from policies.backends.local import TransformersBackend
 
 

@@ -222,7 +222,7 @@ def test_label_probability_normalises_over_the_labels_seen():
 
 
 def test_settings_put_the_guard_in_the_decision_paths_chain(vllm, tmp_path):
-    from app.services.serving import build_safety_layer
+    from app.services.serving.stack import build_safety_layer
     from app.settings import Settings
 
     base = {"environment": "test", "var_dir": tmp_path}

@@ -180,7 +180,7 @@ def test_redact_values_walks_json_and_keeps_codes():
 
 def test_pii_ner_model_setting_switches_the_process_detector(tmp_path):
     """ARBITER_PII_NER_MODEL=none: the app's detector runs patterns only (names are kept, e-mails not)."""
-    from app.services.serving import build_safety_layer
+    from app.services.serving.stack import build_safety_layer
     from app.settings import Settings
     from safety.pii import default_detector, use_pii_detector
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import EngineDep, ServingDep, require_roles
 from app.errors import NotFound, error_responses
 from app.models import ApiKey
-from app.services.chat import MODEL_ID, chat_completion, served_models
+from app.services.serving.chat import MODEL_ID, chat_completion, served_models
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

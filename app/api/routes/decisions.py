@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from app.api.deps import EngineDep, ServingDep, SessionDep, SettingsDep, require_roles
 from app.errors import InvalidInput, NotFound, error_responses
 from app.models import ApiKey, Decision
-from app.services.decisions import decide, record_outcome
-from app.services.policies import canary_thresholds
+from app.services.models.policies import canary_thresholds
+from app.services.serving.decisions import decide, record_outcome
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 AppKey = Annotated[ApiKey, Depends(require_roles("admin", "app"))]
@@ -80,7 +80,7 @@ def get_decision(decision_id: str, session: SessionDep, _: Annotated[ApiKey, Dep
     from sqlmodel import select
 
     from app.models import ReviewItem
-    from app.services.decisions import DecisionResult
+    from app.services.serving.decisions import DecisionResult
 
     decision = session.get(Decision, decision_id)
     if decision is None:

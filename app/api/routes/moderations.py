@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ServingDep, require_roles
 from app.errors import InvalidInput, error_responses
 from app.models import ApiKey
-from app.services.moderations import moderation_response
+from app.services.serving.moderations import moderation_response
 
 router = APIRouter(prefix="/v1", tags=["moderation"])
 

@@ -10,7 +10,7 @@ store around them, and writes one audit entry per state change in the same trans
   sequential test by default, the fixed-delta rule as an option); rolls back on evidence of worse;
 - ``evaluate_policy``: OPE of a policy over logged decisions with rewards (any logging policy).
 
-Training jobs are in ``app.services.policy_training``. Model scoring holds no database transaction.
+Training jobs are in ``app.services.models.policy_training``. Model scoring holds no database transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.metrics import CANARY_ROLLBACKS
 from app.models import AuditEntry, Decision, Outcome, PolicyVersion, utcnow
-from app.services.policy_runtime import PolicyRuntime
+from app.services.serving.policy_runtime import PolicyRuntime
 from app.settings import Settings
 from policies.action_policy import ActionPolicy
 from policies.canary import analyse_canary

@@ -30,8 +30,8 @@ from app.audit import append_audit
 from app.db import session_scope
 from app.errors import InvalidInput, NotFound
 from app.models import DatasetSnapshot, Decision, PolicyVersion, RewardModelVersion
-from app.services.policies import logged_decisions
-from app.services.policy_runtime import BASE_MODEL
+from app.services.models.policies import logged_decisions
+from app.services.serving.policy_runtime import BASE_MODEL
 from app.settings import Settings
 from policies.decision_types import DecisionType, deployment_decision_types
 from policies.preference_data import (

@@ -6,7 +6,7 @@ items submitted while a batch is running, calls the batch function once in a wor
 hands each caller its own result. One batch runs at a time because the model shares its CPU
 threads anyway; batching is what gains throughput. Pass ``executor`` to choose the thread the batch
 function runs on: the policy runtime passes its single model thread (see
-``app.services.policy_runtime`` for why every model call of a process must run on one thread).
+``app.services.serving.policy_runtime`` for why every model call of a process must run on one thread).
 
 ``max_wait_s`` is how long the worker lingers after the first item of an idle period for others to
 join. Measured with 16 clients (bench/api_latency.py): waiting up to 200 ms for a batch as large as

@@ -30,9 +30,9 @@ from sqlmodel import Session
 from app.db import session_scope
 from app.errors import InvalidInput, NotFound, Unavailable
 from app.models import Decision, ReviewItem, new_id
-from app.services.decisions import record_decision_metrics, request_hash
-from app.services.rollout import serving_versions
-from app.services.serving import Serving
+from app.services.serving.decisions import record_decision_metrics, request_hash
+from app.services.serving.rollout import serving_versions
+from app.services.serving.stack import Serving
 from policies.action_policy import check_prompt
 from policies.backends.base import CHARS_PER_TOKEN_CAP
 from policies.decision_types import PromptTooLong

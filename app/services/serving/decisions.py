@@ -32,8 +32,8 @@ from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.input_values import find_hostile
 from app.metrics import DECISION_LATENCY, DECISION_REWARD, DECISIONS, MODERATION_FALLBACKS, SAFETY_BLOCKS
 from app.models import Decision, Label, Outcome, PolicyVersion, ReviewItem, new_id, utcnow
-from app.services.policy_runtime import PolicyRuntime
-from app.services.rollout import serving_versions
+from app.services.serving.policy_runtime import PolicyRuntime
+from app.services.serving.rollout import serving_versions
 from policies.action_policy import ActionDecision
 from policies.decision_types import PromptTooLong
 from policies.rollout import CanaryThresholds
@@ -125,7 +125,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
 
     ``actor`` is the caller (``key:<api key id>``): an ``idempotency_key`` is unique per caller, so another
     caller's equal key is another request. With ``canary`` thresholds, a blocked or escalated decision of a canary policy runs the automatic canary
-    check (``app.services.policies.check_canary``), which may roll the canary back.
+    check (``app.services.models.policies.check_canary``), which may roll the canary back.
     """
     started = time.perf_counter()
     dt = runtime.decision_type(decision_type)
@@ -238,7 +238,7 @@ async def decide(engine: Engine, runtime: PolicyRuntime, safety: SafetyLayer, de
 
 
 def _check_canary(engine: Engine, decision_type: str, thresholds: CanaryThresholds) -> None:
-    from app.services.policies import check_canary
+    from app.services.models.policies import check_canary
 
     with session_scope(engine) as session:
         check_canary(session, decision_type, thresholds=thresholds)
@@ -295,7 +295,7 @@ def record_outcome(session: Session, decision_id: str, reward: float | None, fee
         if not correction:
             DECISION_REWARD.labels(decision.decision_type, version.name if version else "none").observe(reward)
         if canary is not None and version is not None and version.state == "canary":
-            from app.services.policies import check_canary
+            from app.services.models.policies import check_canary
 
             check_canary(session, decision.decision_type, thresholds=canary)
     return outcome

@@ -37,7 +37,7 @@ from sqlmodel import Session, select
 from app.audit import append_audit
 from app.metrics import POLICY_BATCH_SIZE
 from app.models import PolicyVersion, utcnow
-from app.services.batching import MicroBatcher
+from app.services.serving.batching import MicroBatcher
 from app.settings import Settings
 from policies.action_policy import ActionPolicy, TextPolicy
 from policies.backends import BackendSpec, load_backend

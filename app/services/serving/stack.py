@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from app.audit import append_audit
 from app.db import session_scope
 from app.models import RuleSetVersion
-from app.services.policy_runtime import PolicyRuntime, ensure_base_policy
 from app.services.review.queue import harm_classifier_dir
+from app.services.serving.policy_runtime import PolicyRuntime, ensure_base_policy
 from app.settings import Settings
 from safety.layer import SafetyLayer
 from safety.moderation.guard import GuardModerationConfig

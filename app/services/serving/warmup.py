@@ -68,8 +68,8 @@ def _warm(policy: Any) -> None:
 
 async def warm_serving(state: object, settings: Settings, engine: Engine, status: WarmupStatus) -> None:
     """Build ``state.serving`` (``state`` is ``app.state``) and load + warm its serving policies."""
-    # app.services.serving imports torch: imported here so that app.api.main stays light, as app.api.deps does.
-    from app.services.serving import get_serving
+    # app.services.serving.stack imports torch: imported here so that app.api.main stays light, as app.api.deps does.
+    from app.services.serving.stack import get_serving
 
     started = time.perf_counter()
     try:
