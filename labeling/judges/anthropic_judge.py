@@ -9,19 +9,19 @@ as the OpenAI judge. The request parameters are built by one function that Messa
 The installed SDK's `messages.create` no longer takes `temperature`; when one is configured it is
 sent as an extra body field, and by default none is sent (the API default applies).
 
+Set-up, the call and the accounting are shared with the other paid judge (`labeling.judges.api_judge`).
 This module does not retry, cache, budget or trace; wrap it (see `labeling.factory`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 
 from labeling.cost import PriceTable, estimate_tokens
-from labeling.judges.errors import failure_from_sdk_error
+from labeling.judges.api_judge import ApiJudge, check_api_config
 from labeling.rubric import (
     VERDICT_SCHEMA,
     VERDICT_TOOL_NAME,
@@ -30,7 +30,7 @@ from labeling.rubric import (
     parse_verdict,
     render_structured_request,
 )
-from labeling.verdicts import JudgeFailure, JudgeRequest, JudgeResult, Verdict
+from labeling.verdicts import JudgeRequest, JudgeResult
 
 ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -48,16 +48,14 @@ class AnthropicJudgeConfig:
     name: str = "anthropic"
 
     def __post_init__(self) -> None:
-        if not self.api_key:
-            raise ValueError("the Anthropic judge needs an API key")
-        if self.max_output_tokens < 16:
-            raise ValueError("max_output_tokens must leave room for a verdict (>= 16)")
+        check_api_config(self, "Anthropic")
 
 
-class AnthropicJudge:
+class AnthropicJudge(ApiJudge):
     """Judges one ordered comparison per call with `messages.create` and a forced tool call."""
 
     provider = "anthropic"
+    sdk = anthropic
 
     def __init__(
         self,
@@ -67,19 +65,10 @@ class AnthropicJudge:
         prices: PriceTable | None = None,
         client: anthropic.AsyncAnthropic | None = None,
     ) -> None:
-        self.config = config
-        self.rubric = rubric or Rubric()
-        self.prices = prices or PriceTable()
-        self.prices.price(config.model)  # fail now, not after the first paid call
-        self.name = config.name
-        self.model = config.model
-        self.rubric_version: str | None = self.rubric.version
-        self.client = client or anthropic.AsyncAnthropic(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            max_retries=0,  # our RetryPolicy is the one that runs
-            timeout=config.timeout_s,
-        )
+        super().__init__(config, rubric=rubric, prices=prices, client=client)
+
+    def _client_class(self) -> type[anthropic.AsyncAnthropic]:
+        return anthropic.AsyncAnthropic
 
     def request_params(self, request: JudgeRequest) -> dict[str, Any]:
         """The Messages API parameters for one request (shared with Message Batches)."""
@@ -114,59 +103,24 @@ class AnthropicJudge:
         params = self.request_params(request)
         temperature = params.pop("temperature", None)
         extra_body = {"temperature": temperature} if temperature is not None else None
-        started = time.perf_counter()
-        try:
-            message = await self.client.messages.create(**params, extra_body=extra_body)
-        except Exception as exc:
-            failure = failure_from_sdk_error(
-                exc, anthropic, judge=self.name, provider=self.provider, model=self.model
-            )
-            if failure is None:
-                raise
-            return failure
-        return self.parse_message(message, latency_s=time.perf_counter() - started)
+        return await self._call(
+            lambda: self.client.messages.create(**params, extra_body=extra_body), self.parse_message
+        )
 
     def parse_message(self, message: Any, *, latency_s: float = 0.0, batch: bool = False) -> JudgeResult:
         """A verdict (or failure) from a `Message`, synchronous or from a batch result."""
-        usage = getattr(message, "usage", None)
-        tokens_in = int(getattr(usage, "input_tokens", 0) or 0)
-        tokens_out = int(getattr(usage, "output_tokens", 0) or 0)
-        model = getattr(message, "model", None) or self.model
-        cost = self.prices.cost(self.model, tokens_in, tokens_out, batch=batch)
-
-        def fail(kind: str, text: str) -> JudgeFailure:
-            return JudgeFailure(
-                kind, text, self.name, self.provider, model,  # type: ignore[arg-type]
-                cost_usd=cost, input_tokens=tokens_in, output_tokens=tokens_out,
-            )
-
+        answer = self._answer(message, "input_tokens", "output_tokens", batch=batch)
         if getattr(message, "stop_reason", None) == "refusal":
-            return fail("refusal", "model refused to judge this pair")
+            return answer.fail("refusal", "model refused to judge this pair")
         blocks = getattr(message, "content", None) or []
         tool_calls = [
             b for b in blocks if getattr(b, "type", None) == "tool_use" and getattr(b, "name", None) == VERDICT_TOOL_NAME
         ]
         if not tool_calls:
             reason = getattr(message, "stop_reason", None)
-            return fail("malformed", f"no {VERDICT_TOOL_NAME} tool call in the answer (stop_reason={reason})")
+            return answer.fail("malformed", f"no {VERDICT_TOOL_NAME} tool call in the answer (stop_reason={reason})")
         try:
             parsed = parse_verdict(tool_calls[0].input)
         except VerdictParseError as exc:
-            return fail("malformed", str(exc))
-        return Verdict(
-            preferred=parsed.preferred,
-            confidence=parsed.confidence,
-            rationale=parsed.rationale,
-            judge=self.name,
-            provider=self.provider,
-            model=model,
-            rubric_version=self.rubric_version,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=cost,
-            latency_s=latency_s,
-            batch=batch,
-        )
-
-    async def aclose(self) -> None:
-        await self.client.close()
+            return answer.fail("malformed", str(exc))
+        return answer.verdict(parsed, latency_s=latency_s)

@@ -6,12 +6,12 @@ be tested. The request body is built by one function that the Batch API path
 (`labeling.batch.openai_batch`) reuses, so a batched verdict is exactly the synchronous one at
 half the price.
 
+Set-up, the call and the accounting are shared with the other paid judge (`labeling.judges.api_judge`).
 This module does not retry, cache, budget or trace; wrap it (see `labeling.factory`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from labeling.cost import PriceTable, estimate_tokens
-from labeling.judges.errors import failure_from_sdk_error
+from labeling.judges.api_judge import ApiJudge, check_api_config
 from labeling.rubric import (
     VERDICT_SCHEMA,
     Rubric,
@@ -27,7 +27,7 @@ from labeling.rubric import (
     parse_verdict,
     render_structured_request,
 )
-from labeling.verdicts import JudgeFailure, JudgeRequest, JudgeResult, Verdict
+from labeling.verdicts import JudgeRequest, JudgeResult
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -43,16 +43,14 @@ class OpenAIJudgeConfig:
     name: str = "openai"
 
     def __post_init__(self) -> None:
-        if not self.api_key:
-            raise ValueError("the OpenAI judge needs an API key")
-        if self.max_output_tokens < 16:
-            raise ValueError("max_output_tokens must leave room for a verdict (>= 16)")
+        check_api_config(self, "OpenAI")
 
 
-class OpenAIJudge:
+class OpenAIJudge(ApiJudge):
     """Judges one ordered comparison per call with `chat.completions.create`."""
 
     provider = "openai"
+    sdk = openai
 
     def __init__(
         self,
@@ -62,19 +60,10 @@ class OpenAIJudge:
         prices: PriceTable | None = None,
         client: openai.AsyncOpenAI | None = None,
     ) -> None:
-        self.config = config
-        self.rubric = rubric or Rubric()
-        self.prices = prices or PriceTable()
-        self.prices.price(config.model)  # fail now, not after the first paid call
-        self.name = config.name
-        self.model = config.model
-        self.rubric_version: str | None = self.rubric.version
-        self.client = client or openai.AsyncOpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            max_retries=0,  # our RetryPolicy is the one that runs
-            timeout=config.timeout_s,
-        )
+        super().__init__(config, rubric=rubric, prices=prices, client=client)
+
+    def _client_class(self) -> type[openai.AsyncOpenAI]:
+        return openai.AsyncOpenAI
 
     def request_body(self, request: JudgeRequest) -> dict[str, Any]:
         """The Chat Completions body for one request (shared with the Batch API)."""
@@ -100,65 +89,31 @@ class OpenAIJudge:
         return self.prices.cost(self.config.model, tokens_in, self.config.max_output_tokens, batch=batch)
 
     async def judge(self, request: JudgeRequest) -> JudgeResult:
-        started = time.perf_counter()
-        try:
-            # The exact body a Batch API line carries, posted through the SDK client (its auth,
-            # timeouts, error types and ChatCompletion parsing). `chat.completions.create(**body)`
-            # would re-validate this fixed body on every call, ~1 ms of CPU that becomes the
-            # bottleneck at 32+ calls in flight (bench/judge_throughput.py).
-            completion = await self.client.post("/chat/completions", body=self.request_body(request), cast_to=ChatCompletion)
-        except Exception as exc:
-            failure = failure_from_sdk_error(
-                exc, openai, judge=self.name, provider=self.provider, model=self.model
-            )
-            if failure is None:
-                raise
-            return failure
-        return self.parse_completion(completion, latency_s=time.perf_counter() - started)
+        # The exact body a Batch API line carries, posted through the SDK client (its auth,
+        # timeouts, error types and ChatCompletion parsing). `chat.completions.create(**body)`
+        # would re-validate this fixed body on every call, ~1 ms of CPU that becomes the
+        # bottleneck at 32+ calls in flight (bench/judge_throughput.py).
+        return await self._call(
+            lambda: self.client.post("/chat/completions", body=self.request_body(request), cast_to=ChatCompletion),
+            self.parse_completion,
+        )
 
     def parse_completion(self, completion: Any, *, latency_s: float = 0.0, batch: bool = False) -> JudgeResult:
         """A verdict (or failure) from a `ChatCompletion`, synchronous or from a batch output."""
-        usage = getattr(completion, "usage", None)
-        tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-        tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        model = getattr(completion, "model", None) or self.model
-        cost = self.prices.cost(self.model, tokens_in, tokens_out, batch=batch)
-
-        def fail(kind: str, message: str) -> JudgeFailure:
-            return JudgeFailure(
-                kind, message, self.name, self.provider, model,  # type: ignore[arg-type]
-                cost_usd=cost, input_tokens=tokens_in, output_tokens=tokens_out,
-            )
-
+        answer = self._answer(completion, "prompt_tokens", "completion_tokens", batch=batch)
         choices = getattr(completion, "choices", None) or []
         if not choices:
-            return fail("malformed", "completion has no choices")
+            return answer.fail("malformed", "completion has no choices")
         choice = choices[0]
         message = choice.message
         if getattr(message, "refusal", None):
-            return fail("refusal", f"model refused: {message.refusal}"[:500])
+            return answer.fail("refusal", f"model refused: {message.refusal}"[:500])
         if choice.finish_reason == "content_filter":
-            return fail("refusal", "answer withheld by the content filter")
+            return answer.fail("refusal", "answer withheld by the content filter")
         if choice.finish_reason == "length":
-            return fail("malformed", "answer truncated at max_output_tokens")
+            return answer.fail("malformed", "answer truncated at max_output_tokens")
         try:
             parsed = parse_verdict(message.content or "")
         except VerdictParseError as exc:
-            return fail("malformed", str(exc))
-        return Verdict(
-            preferred=parsed.preferred,
-            confidence=parsed.confidence,
-            rationale=parsed.rationale,
-            judge=self.name,
-            provider=self.provider,
-            model=model,
-            rubric_version=self.rubric_version,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            cost_usd=cost,
-            latency_s=latency_s,
-            batch=batch,
-        )
-
-    async def aclose(self) -> None:
-        await self.client.close()
+            return answer.fail("malformed", str(exc))
+        return answer.verdict(parsed, latency_s=latency_s)
