@@ -18,13 +18,12 @@ from labeling.batch.common import (
     BatchPlan,
     BatchStatus,
     BatchSubmission,
-    assemble,
-    cached_key_for,
+    assemble_for_judge,
     parse_custom_id,
-    plan_batch,
+    plan_for_judge,
+    submission,
 )
 from labeling.cache import JudgeCache
-from labeling.cost import Budget
 from labeling.judges.anthropic_judge import AnthropicJudge
 from labeling.verdicts import Comparison, JudgeFailure, JudgeResult
 
@@ -38,24 +37,7 @@ _ERROR_KINDS = {
 }
 
 
-def _key(judge: AnthropicJudge):
-    return cached_key_for(judge.provider, judge.model, judge.rubric_version, judge.config.temperature)
-
-
-def plan_anthropic_batch(
-    judge: AnthropicJudge,
-    comparisons: Sequence[Comparison],
-    *,
-    cache: JudgeCache | None = None,
-    budget: Budget | None = None,
-) -> BatchPlan:
-    return plan_batch(
-        comparisons,
-        estimate=lambda request: judge.estimate_cost(request, batch=True),
-        key=_key(judge),
-        cache=cache,
-        budget=budget,
-    )
+plan_anthropic_batch = plan_for_judge  # planning is the same for both providers; the name stays for callers
 
 
 def build_anthropic_batch_requests(judge: AnthropicJudge, plan: BatchPlan) -> list[dict[str, Any]]:
@@ -67,16 +49,7 @@ async def submit_anthropic_batch(judge: AnthropicJudge, plan: BatchPlan) -> Batc
         raise BatchError("nothing to submit: every comparison is cached or over budget")
     requests = build_anthropic_batch_requests(judge, plan)
     batch = await judge.client.messages.batches.create(requests=requests)
-    return BatchSubmission(
-        provider="anthropic",
-        batch_id=batch.id,
-        judge=judge.name,
-        model=judge.model,
-        rubric_version=judge.rubric_version,
-        comparison_ids=tuple(plan.comparison_ids),
-        request_count=len(requests),
-        estimated_cost_usd=plan.estimated_cost_usd,
-    )
+    return submission(judge, plan, batch.id, len(requests))
 
 
 async def anthropic_batch_status(judge: AnthropicJudge, batch_id: str) -> BatchStatus:
@@ -126,6 +99,4 @@ async def collect_anthropic_batch(
         except ValueError:
             continue
         results[entry.custom_id] = parse_anthropic_result(judge, entry)
-    return assemble(
-        comparisons, results, judge=judge.name, provider=judge.provider, model=judge.model, key=_key(judge), cache=cache
-    )
+    return assemble_for_judge(judge, comparisons, results, cache=cache)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from labeling.cache import JudgeCache, cache_key
 from labeling.cost import Budget
@@ -152,6 +152,70 @@ def cached_key_for(provider: str, model: str, rubric_version: str | None, temper
         )
 
     return key
+
+
+class BatchJudge(Protocol):
+    """What the batch paths read from a paid-API judge (`labeling.judges.api_judge.ApiJudge`)."""
+
+    name: str
+    provider: str
+    model: str
+    rubric_version: str | None
+    config: Any
+
+    def estimate_cost(self, request: JudgeRequest, *, batch: bool = False) -> float: ...
+
+
+def judge_key(judge: BatchJudge) -> Callable[[JudgeRequest], str]:
+    """The cache key a judge's synchronous verdicts are stored under, so batch and sync share a cache."""
+    return cached_key_for(judge.provider, judge.model, judge.rubric_version, judge.config.temperature)
+
+
+def plan_for_judge(
+    judge: BatchJudge,
+    comparisons: Sequence[Comparison],
+    *,
+    cache: JudgeCache | None = None,
+    budget: Budget | None = None,
+) -> BatchPlan:
+    """`plan_batch` with the judge's batch-price estimate and cache key."""
+    return plan_batch(
+        comparisons,
+        estimate=lambda request: judge.estimate_cost(request, batch=True),
+        key=judge_key(judge),
+        cache=cache,
+        budget=budget,
+    )
+
+
+def submission(
+    judge: BatchJudge, plan: BatchPlan, batch_id: str, request_count: int, *, input_file_id: str | None = None
+) -> BatchSubmission:
+    """The record of a batch just created for `plan`."""
+    return BatchSubmission(
+        provider=judge.provider,
+        batch_id=batch_id,
+        judge=judge.name,
+        model=judge.model,
+        rubric_version=judge.rubric_version,
+        comparison_ids=tuple(plan.comparison_ids),
+        request_count=request_count,
+        estimated_cost_usd=plan.estimated_cost_usd,
+        input_file_id=input_file_id,
+    )
+
+
+def assemble_for_judge(
+    judge: BatchJudge,
+    comparisons: Sequence[Comparison],
+    results: Mapping[str, JudgeResult],
+    *,
+    cache: JudgeCache | None = None,
+) -> BatchCollection:
+    """`assemble` under the judge's name, provider, model and cache key."""
+    return assemble(
+        comparisons, results, judge=judge.name, provider=judge.provider, model=judge.model, key=judge_key(judge), cache=cache
+    )
 
 
 def assemble(

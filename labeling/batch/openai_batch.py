@@ -22,13 +22,12 @@ from labeling.batch.common import (
     BatchPlan,
     BatchStatus,
     BatchSubmission,
-    assemble,
-    cached_key_for,
+    assemble_for_judge,
     parse_custom_id,
-    plan_batch,
+    plan_for_judge,
+    submission,
 )
 from labeling.cache import JudgeCache
-from labeling.cost import Budget
 from labeling.judges.errors import kind_for_status
 from labeling.judges.openai_judge import OpenAIJudge
 from labeling.verdicts import Comparison, JudgeFailure, JudgeResult
@@ -46,24 +45,7 @@ _STATES = {
 }
 
 
-def _key(judge: OpenAIJudge):
-    return cached_key_for(judge.provider, judge.model, judge.rubric_version, judge.config.temperature)
-
-
-def plan_openai_batch(
-    judge: OpenAIJudge,
-    comparisons: Sequence[Comparison],
-    *,
-    cache: JudgeCache | None = None,
-    budget: Budget | None = None,
-) -> BatchPlan:
-    return plan_batch(
-        comparisons,
-        estimate=lambda request: judge.estimate_cost(request, batch=True),
-        key=_key(judge),
-        cache=cache,
-        budget=budget,
-    )
+plan_openai_batch = plan_for_judge  # planning is the same for both providers; the name stays for callers
 
 
 def build_openai_batch_lines(judge: OpenAIJudge, plan: BatchPlan) -> list[dict[str, Any]]:
@@ -87,17 +69,7 @@ async def submit_openai_batch(judge: OpenAIJudge, plan: BatchPlan) -> BatchSubmi
         completion_window="24h",
         metadata={"source": "arbiter-judge", "rubric_version": judge.rubric_version or ""},
     )
-    return BatchSubmission(
-        provider="openai",
-        batch_id=batch.id,
-        judge=judge.name,
-        model=judge.model,
-        rubric_version=judge.rubric_version,
-        comparison_ids=tuple(plan.comparison_ids),
-        request_count=len(lines),
-        estimated_cost_usd=plan.estimated_cost_usd,
-        input_file_id=uploaded.id,
-    )
+    return submission(judge, plan, batch.id, len(lines), input_file_id=uploaded.id)
 
 
 async def openai_batch_status(judge: OpenAIJudge, batch_id: str) -> BatchStatus:
@@ -171,6 +143,4 @@ async def collect_openai_batch(
         except ValueError:
             continue  # not one of ours; never let a stray line break the collection
         results[cid] = result
-    return assemble(
-        comparisons, results, judge=judge.name, provider=judge.provider, model=judge.model, key=_key(judge), cache=cache
-    )
+    return assemble_for_judge(judge, comparisons, results, cache=cache)
