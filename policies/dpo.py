@@ -15,26 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trl import DPOConfig
 
+from policies import training
 from policies.preference_data import DPOExample
-from policies.training import (
-    DEFAULT_LORA,
-    Lineage,
-    LoraSpec,
-    TrainingResult,
-    completed_run,
-    data_hash,
-    finish_run,
-    last_checkpoint,
-    load_model_and_tokenizer,
-    start_manifest,
-    trainer_args_summary,
-    write_manifest,
-)
+from policies.training import DEFAULT_LORA, Lineage, LoraSpec, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -120,24 +108,18 @@ def train_dpo(
     if 0 < with_reference < len(examples):
         raise ValueError(f"{with_reference} of {len(examples)} pairs carry reference log-probabilities; all or none")
     rows = [e.as_row() for e in examples]
-    output_dir = Path(output_dir)
-    lineage = replace(lineage, method="dpo", data_hash=data_hash(rows))
-    done = completed_run(output_dir, lineage.data_hash)
+    output_dir, lineage, done = training.begin_run(rows, output_dir, lineage, "dpo")
     if done is not None:
-        logger.info("DPO run in %s already completed for this data; skipping", output_dir)
-        return TrainingResult(output_dir, done, done.get("metrics", {}), skipped=True)
+        return done
 
     config = config or PolicyDPOConfig()
-    config.output_dir = str(output_dir)  # the run's directory is an argument of the run, not of the recipe
     if with_reference:
         config.precompute_ref_log_probs = True  # read from the rows (see _trainer_class)
-    model, tokenizer = load_model_and_tokenizer(base_model, model, tokenizer)
-    peft_config = lora.to_peft(model.config.num_hidden_layers) if lora else None
-    resume = last_checkpoint(output_dir)
-    manifest = start_manifest(lineage, trainer_args_summary(config, _RECORDED_ARGS),
-                              {"method": "dpo", "pairs": len(rows), "lora": lora.__dict__ if lora else None,
-                               "reference_logps": "given" if with_reference else "computed"})
-    write_manifest(output_dir, manifest)
+    model, tokenizer, peft_config, resume, manifest = training.prepare_run(
+        config, output_dir, lineage, _RECORDED_ARGS,
+        {"method": "dpo", "pairs": len(rows), "reference_logps": "given" if with_reference else "computed"},
+        base_model=base_model, lora=lora, model=model, tokenizer=tokenizer,
+    )
     logger.info("DPO: %d pairs, base %s, output %s, resume from %s", len(rows), lineage.base_model, output_dir, resume)
 
     started = time.time()
@@ -150,4 +132,4 @@ def train_dpo(
         callbacks=callbacks,
     )
     output = trainer.train(resume_from_checkpoint=resume)
-    return finish_run(trainer, output_dir, manifest, output, started, resume)
+    return training.finish_run(trainer, output_dir, manifest, output, started, resume)

@@ -16,27 +16,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from trl import GRPOConfig, RLOOConfig
 
-from policies.training import (
-    DEFAULT_LORA,
-    Lineage,
-    LoraSpec,
-    TrainingResult,
-    completed_run,
-    data_hash,
-    finish_run,
-    last_checkpoint,
-    load_model_and_tokenizer,
-    start_manifest,
-    trainer_args_summary,
-    write_manifest,
-)
+from policies import training
+from policies.training import DEFAULT_LORA, Lineage, LoraSpec, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -45,75 +33,48 @@ _RECORDED_ARGS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_
                   "gradient_accumulation_steps", "beta", "num_generations", "max_completion_length", "temperature",
                   "seed", "loss_type", "epsilon")
 
-_CPU_DEFAULTS = {
-    "learning_rate": (1e-4, "AdamW learning rate for the LoRA adapter."),
-    "beta": (0.04, "KL penalty towards the reference policy (0 disables it and skips the reference pass)."),
-    "num_generations": (4, "Answers sampled per prompt (the group the advantage is computed in)."),
-    "max_completion_length": (64, "Maximum tokens per sampled answer."),
-    "per_device_train_batch_size": (4, "Sampled answers per step; must be a multiple of num_generations."),
+@dataclass
+class _CpuOnlineRLDefaults:
+    """The CPU-sized defaults and checks GRPO and RLOO share; mixed in before TRL's config, so these defaults win."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Set by train_online_rl."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate for the LoRA adapter."})
+    beta: float = field(
+        default=0.04,
+        metadata={"help": "KL penalty towards the reference policy (0 disables it and skips the reference pass)."},
+    )
+    num_generations: int | None = field(
+        default=4, metadata={"help": "Answers sampled per prompt (the group the advantage is computed in)."}
+    )
+    max_completion_length: int | None = field(default=64, metadata={"help": "Maximum tokens per sampled answer."})
+    per_device_train_batch_size: int = field(
+        default=4, metadata={"help": "Sampled answers per step; must be a multiple of num_generations."}
+    )
     # transformers 5 renamed gradient_checkpointing (TRL defaults it to True); setting the new name wins silently.
-    "activation_checkpointing": (False, "Off: recomputation costs time; memory is not the bottleneck on CPU."),
-    "bf16": (False, "fp32 on CPU."),
-    "logging_steps": (1, "Log every step (online RL runs are short and noisy)."),
-    "save_strategy": ("steps", "Checkpoint during training so a crash can resume."),
-    "save_steps": (25, "Checkpoint every N steps."),
-    "save_total_limit": (2, "Keep only the newest checkpoints."),
-    "report_to": ("none", "No external trackers by default."),
-    "dataloader_pin_memory": (False, "Pinned memory only helps GPU transfers."),
-}
+    activation_checkpointing: bool | None = field(
+        default=False, metadata={"help": "Off: recomputation costs time; memory is not the bottleneck on CPU."}
+    )
+    bf16: bool | None = field(default=False, metadata={"help": "fp32 on CPU."})
+    logging_steps: float = field(default=1, metadata={"help": "Log every step (online RL runs are short and noisy)."})
+    save_strategy: str = field(default="steps", metadata={"help": "Checkpoint during training so a crash can resume."})
+    save_steps: float = field(default=25, metadata={"help": "Checkpoint every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest checkpoints."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external trackers by default."})
+    dataloader_pin_memory: bool = field(default=False, metadata={"help": "Pinned memory only helps GPU transfers."})
 
-
-def _cpu_field(name: str):
-    default, help_text = _CPU_DEFAULTS[name]
-    return field(default=default, metadata={"help": help_text})
+    def __post_init__(self):
+        _check_rl(self)
+        super().__post_init__()  # TRL's config, next in the subclass's MRO
 
 
 @dataclass
-class PolicyGRPOConfig(GRPOConfig):
+class PolicyGRPOConfig(_CpuOnlineRLDefaults, GRPOConfig):
     """TRL's GRPOConfig with a KL penalty on by default and CPU-sized defaults."""
 
-    output_dir: str | None = field(default=None, metadata={"help": "Set by train_online_rl."})
-    learning_rate: float = _cpu_field("learning_rate")
-    beta: float = _cpu_field("beta")
-    num_generations: int | None = _cpu_field("num_generations")
-    max_completion_length: int | None = _cpu_field("max_completion_length")
-    per_device_train_batch_size: int = _cpu_field("per_device_train_batch_size")
-    activation_checkpointing: bool | None = _cpu_field("activation_checkpointing")
-    bf16: bool | None = _cpu_field("bf16")
-    logging_steps: float = _cpu_field("logging_steps")
-    save_strategy: str = _cpu_field("save_strategy")
-    save_steps: float = _cpu_field("save_steps")
-    save_total_limit: int | None = _cpu_field("save_total_limit")
-    report_to: str | list[str] | None = _cpu_field("report_to")
-    dataloader_pin_memory: bool = _cpu_field("dataloader_pin_memory")
-
-    def __post_init__(self):
-        _check_rl(self)
-        super().__post_init__()
-
 
 @dataclass
-class PolicyRLOOConfig(RLOOConfig):
+class PolicyRLOOConfig(_CpuOnlineRLDefaults, RLOOConfig):
     """TRL's RLOOConfig with CPU-sized defaults (RLOO's KL penalty is on by default)."""
-
-    output_dir: str | None = field(default=None, metadata={"help": "Set by train_online_rl."})
-    learning_rate: float = _cpu_field("learning_rate")
-    beta: float = _cpu_field("beta")
-    num_generations: int | None = _cpu_field("num_generations")
-    max_completion_length: int | None = _cpu_field("max_completion_length")
-    per_device_train_batch_size: int = _cpu_field("per_device_train_batch_size")
-    activation_checkpointing: bool | None = _cpu_field("activation_checkpointing")
-    bf16: bool | None = _cpu_field("bf16")
-    logging_steps: float = _cpu_field("logging_steps")
-    save_strategy: str = _cpu_field("save_strategy")
-    save_steps: float = _cpu_field("save_steps")
-    save_total_limit: int | None = _cpu_field("save_total_limit")
-    report_to: str | list[str] | None = _cpu_field("report_to")
-    dataloader_pin_memory: bool = _cpu_field("dataloader_pin_memory")
-
-    def __post_init__(self):
-        _check_rl(self)
-        super().__post_init__()
 
 
 def _check_rl(config) -> None:
@@ -168,22 +129,16 @@ def train_online_rl(
     if not isinstance(config, GRPOConfig if algorithm == "grpo" else RLOOConfig):
         raise TypeError(f"{algorithm} needs a {expected.__name__}, got {type(config).__name__}")
     rows = [{"prompt": p} for p in prompts]
-    output_dir = Path(output_dir)
-    lineage = replace(lineage, method=algorithm, data_hash=data_hash(rows))
-    done = completed_run(output_dir, lineage.data_hash)
+    output_dir, lineage, done = training.begin_run(rows, output_dir, lineage, algorithm)
     if done is not None:
-        logger.info("%s run in %s already completed for these prompts; skipping", algorithm, output_dir)
-        return TrainingResult(output_dir, done, done.get("metrics", {}), skipped=True)
+        return done
 
-    config.output_dir = str(output_dir)
-    model, tokenizer = load_model_and_tokenizer(base_model, model, tokenizer)
+    model, tokenizer, peft_config, resume, manifest = training.prepare_run(
+        config, output_dir, lineage, _RECORDED_ARGS, {"method": algorithm, "prompts": len(rows)},
+        base_model=base_model, lora=lora, model=model, tokenizer=tokenizer,
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    peft_config = lora.to_peft(model.config.num_hidden_layers) if lora else None
-    resume = last_checkpoint(output_dir)
-    manifest = start_manifest(lineage, trainer_args_summary(config, _RECORDED_ARGS),
-                              {"method": algorithm, "prompts": len(rows), "lora": lora.__dict__ if lora else None})
-    write_manifest(output_dir, manifest)
 
     trainer_cls = GRPOTrainer if algorithm == "grpo" else RLOOTrainer
     started = time.time()
@@ -197,4 +152,4 @@ def train_online_rl(
         callbacks=callbacks,
     )
     output = trainer.train(resume_from_checkpoint=resume)
-    return finish_run(trainer, output_dir, manifest, output, started, resume)
+    return training.finish_run(trainer, output_dir, manifest, output, started, resume)

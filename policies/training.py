@@ -23,7 +23,7 @@ import logging
 import platform
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,34 @@ def finish_run(trainer: Any, output_dir: Path, manifest: dict[str, Any], train_o
     write_manifest(output_dir, manifest)
     logger.info("training finished in %.1fs: %s", manifest["wall_seconds"], metrics)
     return TrainingResult(output_dir, manifest, metrics, resumed_from)
+
+
+def begin_run(rows: list[Any], output_dir: str | Path, lineage: Lineage, method: str
+              ) -> tuple[Path, Lineage, TrainingResult | None]:
+    """The run's directory and lineage (method, data hash), and the result of a run already completed on this data."""
+    output_dir = Path(output_dir)
+    lineage = replace(lineage, method=method, data_hash=data_hash(rows))
+    done = completed_run(output_dir, lineage.data_hash)
+    if done is not None:
+        logger.info("%s run in %s already completed for this data; skipping", method, output_dir)
+        return output_dir, lineage, TrainingResult(output_dir, done, done.get("metrics", {}), skipped=True)
+    return output_dir, lineage, None
+
+
+def prepare_run(config: Any, output_dir: Path, lineage: Lineage, recorded_args: Iterable[str], extra: dict[str, Any],
+                *, base_model: str | Path, lora: LoraSpec | None, model=None, tokenizer=None):
+    """Load the model, the LoRA config and the checkpoint to resume from, and write the running manifest.
+
+    Returns ``(model, tokenizer, peft_config, resume, manifest)``.
+    """
+    config.output_dir = str(output_dir)  # the run's directory is an argument of the run, not of the recipe
+    model, tokenizer = load_model_and_tokenizer(base_model, model, tokenizer)
+    peft_config = lora.to_peft(model.config.num_hidden_layers) if lora else None
+    resume = last_checkpoint(output_dir)
+    manifest = start_manifest(lineage, trainer_args_summary(config, recorded_args),
+                              {**extra, "lora": lora.__dict__ if lora else None})
+    write_manifest(output_dir, manifest)
+    return model, tokenizer, peft_config, resume, manifest
 
 
 def load_model_and_tokenizer(base_model: str | Path, model=None, tokenizer=None):
