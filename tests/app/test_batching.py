@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.services.serving.batching import MicroBatcher
+from reward_models.batching import MicroBatcher
 
 
 def test_concurrent_items_are_batched_and_results_routed():

@@ -37,12 +37,12 @@ from sqlmodel import Session, select
 from app.audit import append_audit
 from app.metrics import POLICY_BATCH_SIZE
 from app.models import PolicyVersion, utcnow
-from app.services.serving.batching import MicroBatcher
 from app.settings import Settings
 from policies.action_policy import ActionPolicy, TextPolicy
 from policies.backends import BackendSpec, load_backend
 from policies.backends.base import PolicyBackend
 from policies.decision_types import DecisionType, deployment_decision_types
+from reward_models.batching import MicroBatcher
 
 __all__ = ["BASE_MODEL", "LoadedPolicy", "PolicyRuntime", "ensure_base_policy"]
 

@@ -1,31 +1,32 @@
-"""Dynamic micro-batching: concurrent requests share one call of a batch function.
+"""Dynamic micro-batching: concurrent single calls share one call of a batch function.
 
-A policy scores all allowed actions of a request in one forward pass; under load, sixteen requests
-arriving together would run sixteen passes of a small batch each. ``MicroBatcher`` collects the
-items submitted while a batch is running, calls the batch function once in a worker thread, and
-hands each caller its own result. One batch runs at a time because the model shares its CPU
-threads anyway; batching is what gains throughput. Pass ``executor`` to choose the thread the batch
-function runs on: the policy runtime passes its single model thread (see
-``app.services.serving.policy_runtime`` for why every model call of a process must run on one thread).
+A model scores a batch far faster than the same items one by one. ``MicroBatcher`` collects the
+items submitted while a batch is running, calls the batch function once in a worker thread (so the
+event loop stays free), and hands each caller its own result. One batch runs at a time: the model
+shares its CPU threads anyway, so batching, not concurrency, is what gains throughput. Pass
+``executor`` to choose the thread the batch function runs on (why every model call of a process
+should run on one thread: ``app.services.serving.policy_runtime``).
+
+Its users: the serving path's policies (``app.services.serving.policy_runtime``) and the local
+judges (``labeling.judges.batching``). It lives here, beside the batched reward scorer, because both
+of those packages may import ``reward_models`` and ``labeling`` may not import ``app``.
 
 ``max_wait_s`` is how long the worker lingers after the first item of an idle period for others to
-join. Measured with 16 clients (bench/api_latency.py): waiting up to 200 ms for a batch as large as
-recent ones gave 13 batches instead of 18 for 122 requests, but the same throughput (4.8 vs 4.7
-requests/s), so the short default linger stays and this module stays simple.
+join (0: it yields once, so that items submitted in the same event-loop turn share the batch).
+Measured lingers and batch sizes are in README's measured table (``bench/api_latency.py``).
 
-Why batches of 16 clients average 7-8: a timeline of every batch shows them alternating 14, 2, 14,
-2. While 14 requests run, 2 arrive; when the 14 finish, those 2 run while the 14 clients read their
-answers and come back. Making a batch smaller than half of the requests in flight wait up to
-100 ms turned that into a steady 8, 8, 8 and changed nothing (3.8-4.1 vs 3.9 requests/s, measured
-before the policy runtime's single model thread). In process, the model costs about the same per
-request at batch 8 as at batch 14-16 (87 vs 78-100 ms), and only the pairs pay more (123 ms), so
-evening the batches out could gain ~3%: not kept.
+One bad item never fails its batch (``isolate=True``, the default): when the shared call raises,
+every item of that batch runs again alone, so only the item that raises gets the exception and
+every other caller gets its result. That costs one extra call per item, only on the failing path.
+A batch function that returns the wrong number of results is a bug, not a bad item: every caller
+gets that error. An item whose caller has gone (its future cancelled) is not run.
 
-One bad item never fails its batch: when the shared call raises, every item of that batch runs again
-alone, so only the item that raises gets the exception and every other caller gets its result (a lone
-surrogate that made the tokenizer raise failed 36 of 40 valid requests beside it before). That costs
-one extra call per item, only on the failing path. A batch function that returns the wrong number of
-results is a bug, not a bad item: every caller gets that error. It does not time out on its own.
+This module knows nothing about models, policies or judges, and it does not time out on its own.
+
+Example:
+    >>> batcher = MicroBatcher(lambda xs: [x * 2 for x in xs], max_batch=32)
+    >>> await batcher.submit(21)
+    42
 """
 
 from __future__ import annotations
@@ -55,21 +56,20 @@ class BatchStats:
 
 
 class MicroBatcher(Generic[X, Y]):
-    """Example:
-        >>> batcher = MicroBatcher(lambda xs: [x * 2 for x in xs], max_batch=32)
-        >>> await batcher.submit(21)
-        42
-    """
+    """``await submit(item)`` returns ``fn([.., item, ..])[i]``, with up to ``max_batch`` items per call."""
 
     def __init__(self, fn: Callable[[Sequence[X]], Sequence[Y]], max_batch: int = 32, max_wait_s: float = 0.002,
-                 on_batch: Callable[[int], None] | None = None, executor: Executor | None = None):
+                 on_batch: Callable[[int], None] | None = None, executor: Executor | None = None,
+                 isolate: bool = True):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if max_wait_s < 0:
             raise ValueError("max_wait_s must be >= 0")
         self.fn, self.max_batch, self.max_wait_s, self.on_batch = fn, max_batch, max_wait_s, on_batch
         self.executor = executor  # None: asyncio's default thread pool
+        self.isolate = isolate  # False: a raising batch hands its exception to every caller in it
         self.stats = BatchStats()
+        self.calls = 0  # calls of fn that returned (for tests and reports)
         self._queue: asyncio.Queue[tuple[X, asyncio.Future[Y]]] | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -87,10 +87,12 @@ class MicroBatcher(Generic[X, Y]):
         queue = self._queue
         while True:
             batch = [await queue.get()]
-            if self.max_wait_s > 0:
-                await asyncio.sleep(self.max_wait_s)
+            await asyncio.sleep(self.max_wait_s)
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
+            batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
+            if not batch:
+                continue
             if self.on_batch is not None:
                 self.on_batch(len(batch))
             items = [item for item, _ in batch]
@@ -99,9 +101,9 @@ class MicroBatcher(Generic[X, Y]):
             except _WrongCount as exc:
                 self._settle(batch, [exc] * len(batch))
                 continue
-            except Exception as exc:  # noqa: BLE001 - isolated below
-                if len(batch) == 1:
-                    self._settle(batch, [exc])
+            except Exception as exc:  # noqa: BLE001 - isolated below, or handed to every caller of this batch
+                if len(batch) == 1 or not self.isolate:
+                    self._settle(batch, [exc] * len(batch))
                     continue
                 results = [await self._alone(item) for item in items]
             else:
@@ -112,6 +114,7 @@ class MicroBatcher(Generic[X, Y]):
 
     async def _call(self, items: list[X]) -> Sequence[Y]:
         results = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, items)
+        self.calls += 1
         if len(results) != len(items):
             raise _WrongCount(f"batch function returned {len(results)} results for {len(items)} items")
         return results
