@@ -215,7 +215,7 @@ def serving_app(app, settings, engine, tiny_causal_lm):
 @pytest.fixture(scope="module")
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """The session's embedded Argilla server (real argilla-server, started once); skips when it cannot run."""
-    from labeling.argilla.testing import shared_embedded_argilla
+    from tests.labeling.live_argilla import shared_embedded_argilla
 
     result = shared_embedded_argilla(REPO / "var" / "argilla-venv", tmp_path_factory.mktemp("argilla"), request.config)
     if isinstance(result, str):

@@ -8,7 +8,6 @@
   judge's opinion is shown to annotators.
 - `webhooks`: verify and read Argilla's Standard Webhooks deliveries.
 - `server`: start / stop the embedded argilla-server (own virtual environment, no Elasticsearch).
-- `testing`: one live embedded server per test session (for tests that need it).
 - `inprocess_search`, `inprocess_store`, `server_main`: run INSIDE argilla-server's environment
   (the search engine, its cached documents, the entry point); they are not imported here.
   `record_documents` holds the engine's pure matching rules and runs in both environments.

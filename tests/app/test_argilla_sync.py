@@ -1,7 +1,7 @@
 """Arbiter <-> Argilla through the app layer: push with selection, pull into labels, the webhook
 endpoint (signed deliveries, and a real delivery from Argilla's worker), faults, and the CLI.
 
-Uses the session's embedded Argilla (`labeling.argilla.testing`) and the test store fixtures.
+Uses the session's embedded Argilla (`tests.labeling.live_argilla`) and the test store fixtures.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.services.labels.argilla_sync import dataset_spec, pull_labels, push_com
 from app.settings import get_settings
 from labeling.argilla import ArgillaConnection, free_port, stop_embedded
 from labeling.argilla.suggestions import SuggestionPolicy
-from labeling.argilla.testing import LiveArgilla
+from tests.labeling.live_argilla import LiveArgilla
 
 pytestmark = pytest.mark.argilla
 

@@ -3,7 +3,7 @@ HTTP endpoints the UI calls, with the reviewer's key), pull the answers into ver
 same `review.decide` path as the API, close records of items decided elsewhere, the webhook, and
 `arbiter review sync`.
 
-Uses the session's embedded Argilla (`labeling.argilla.testing`) and the test store fixtures;
+Uses the session's embedded Argilla (`tests.labeling.live_argilla`) and the test store fixtures;
 review items are made the way the decision path makes them (`tests.app.test_review.flagged`).
 """
 

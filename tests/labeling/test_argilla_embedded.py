@@ -1,6 +1,6 @@
 """The official `argilla` SDK against the real embedded argilla-server (in-process search engine).
 
-One server per test session (`labeling.argilla.testing`); each test uses its own dataset.
+One server per test session (`tests.labeling.live_argilla`); each test uses its own dataset.
 Annotators answer through the same HTTP endpoints the Argilla UI calls, with the annotator's key.
 """
 

@@ -1,4 +1,4 @@
-"""One live embedded Argilla per test session, shared by every test module that asks for it.
+"""One live embedded Argilla per test session, shared by every test module that asks for it (test support, not product).
 
 Starting argilla-server takes about ten seconds, so tests share one instance: the first call to
 `shared_embedded_argilla` starts it (own data directory, free port, and a private `redis-server`
