@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ArbiterError", "NotFound", "Conflict", "InvalidInput", "Unavailable", "ErrorResponse", "error_body",
+__all__ = ["ArbiterError", "NotFound", "Forbidden", "Conflict", "InvalidInput", "Unavailable", "ErrorResponse", "error_body",
            "error_responses"]
 
 
@@ -30,6 +30,10 @@ class ArbiterError(Exception):
 
 class NotFound(ArbiterError):
     status, code = 404, "not_found"
+
+
+class Forbidden(ArbiterError):
+    status, code = 403, "forbidden"
 
 
 class Conflict(ArbiterError):

@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "ApiKey", "ApiKeyPublic", "ArgillaPush", "AuditEntry", "AuditHead", "BatchJob", "Candidate",
     "Comparison", "DatasetSnapshot", "Decision", "DecisionPublic", "JudgeCacheEntry", "Label",
-    "LabelJob", "MonitorReading", "Outcome", "PolicyVersion", "ReviewItem", "RewardModelVersion", "RuleSetVersion",
+    "LabelJob", "MonitorReading", "Outcome", "PolicyApproval", "PolicyVersion", "ReviewItem", "RewardModelVersion", "RuleSetVersion",
     "Task", "new_id", "utcnow", "ROLES", "LABEL_SOURCES", "POLICY_STATES",
 ]
 
@@ -297,8 +297,22 @@ class PolicyVersion(SQLModel, table=True):
     traffic_share: float = 0.0
     hyperparams: dict = _json()
     metrics: dict = _json()
+    # Who registered it (the training run's actor): with two approvers required, nobody approves their own run.
+    created_by: Optional[str] = Field(default=None, max_length=200)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class PolicyApproval(SQLModel, table=True):
+    """An approval for a policy to leave shadow (canary, then active): by whom, why, or automatic on passed gates."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    policy_id: str = Field(foreign_key="policyversion.id", index=True)
+    actor: str = Field(max_length=200)  # key:<id> over the API, cli[:<name>] from the CLI, system:gates when automatic
+    reason: Optional[str] = _text(default=None)
+    automatic: bool = False
+    details: dict = _json()  # the gates an automatic approval rests on
+    created_at: datetime = _ts()
 
 
 class RuleSetVersion(SQLModel, table=True):

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     canary_max_reward_drop: float = Field(0.05, gt=0, description="Sequential: the mean-reward margin (non-inferiority) a canary must be shown to stay within before promotion is supported. Fixed: rollback when canary mean reward is lower than active's by more.")
     canary_method: Literal["sequential", "fixed"] = Field("sequential", description="`sequential`: an always-valid test (mixture SPRT) of canary vs active on mean reward and block rate, safe to check after every outcome; rollback only on evidence of worse. `fixed`: the raw-delta rule above (noise alone rolls a good canary back once checked often enough).")
     canary_alpha: float = Field(0.05, gt=0, lt=1, description="Sequential method: the chance that an equal canary is ever rolled back, over all checks of both metrics.")
+    policy_approvals_required: int = Field(1, ge=1, le=2, description="Distinct admins who must approve a policy (`arbiter policy approve`, `POST /v1/policies/{id}/approvals`) before it leaves shadow: to canary, and to active. With 2, nobody approves a policy from their own training run.")
+    policy_auto_approve: str = Field("", description="Comma-separated decision types that opt into automatic approval: a policy of one is approved (by `system:gates`, audited) when every gate passed, e.g. the OPE gate at promotion. Empty: people approve every policy.")
     canary_require_evidence: bool = Field(False, description="`arbiter policy promote` (and the API) refuses a canary, unless forced, until the sequential canary check's verdict is `promote` (evidence that it is not worse at both margins). Off: the verdict is recorded with the promotion but does not block it.")
 
     # --- monitoring ----------------------------------------------------------------------------
@@ -130,6 +132,10 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.var_dir / "artifacts"
+
+    @property
+    def policy_auto_approve_types(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.policy_auto_approve.split(",") if t.strip())
 
     @property
     def langfuse_enabled(self) -> bool:

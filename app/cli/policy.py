@@ -1,7 +1,9 @@
-"""`arbiter policy list|shadow|canary|promote|rollback|check-canary`, `arbiter train dpo|rl`, `arbiter ope`.
+"""`arbiter policy list|shadow|approve|approvals|canary|promote|rollback|check-canary`, `arbiter train dpo|rl`,
+`arbiter ope`.
 
 State changes are admin operations run from the CLI: every one is validated (``policies.rollout``) and written
-to the audit log with ``cli`` as the actor. ``promote`` runs the off-policy evaluation gate first (finite-action
+to the audit log with ``cli`` as the actor. Leaving shadow (canary, active) needs an approval (``approve``,
+recorded as ``cli`` or ``cli:<--actor>``; ``ARBITER_POLICY_APPROVALS_REQUIRED`` distinct approvers). ``promote`` runs the off-policy evaluation gate first (finite-action
 policies); ``--force`` overrides a failed gate and the override is recorded.
 
 Training shows the Trainer's progress bar on stderr and checkpoints as it goes; running the same command again
@@ -30,6 +32,7 @@ from app.db import session_scope
 from app.models import PolicyVersion
 
 svc = lazy_module("app.services.models.policies")  # loads torch: imported when a command runs, not for --help
+approvals_svc = lazy_module("app.services.models.approvals")
 
 RECIPES = SHIPPED_RECIPES
 
@@ -76,11 +79,52 @@ def policy_shadow(policy_id: str = typer.Argument(...), as_json: bool = JsonOpt)
 def policy_canary(policy_id: str = typer.Argument(...),
                   percent: float = typer.Option(..., "--percent", min=0.0, max=100.0, help="Share of units served."),
                   as_json: bool = JsonOpt) -> None:
-    """Serve a policy to PERCENT % of units (sticky by unit id); again with a new percent to widen it."""
-    _, engine = cli_context()
+    """Serve a policy to PERCENT % of units (sticky by unit id); again with a new percent to widen it.
+
+    Needs the policy's approvals first (`arbiter policy approve`)."""
+    settings, engine = cli_context()
     with session_scope(engine) as session:
-        out = _changed(svc.change_state(session, policy_id, "canary", actor="cli", percent=percent))
+        out = _changed(svc.change_state(session, policy_id, "canary", actor="cli", percent=percent,
+                                        approvals=approvals_svc.ApprovalRules.from_settings(settings)))
     emit(out, as_json, lambda: _changed_text(out))
+
+
+def _approval_text(out: dict) -> str:
+    head = "approved" if out["approved"] else f"not yet approved: {out['counted']} of {out['required']}"
+    rows = [f"  {a['created_at']}  {a['actor']}: {a['reason'] or '(no reason)'}" for a in out.get("approvals", [])]
+    return "\n".join([f"{out['policy_id']}: {head}", *rows])
+
+
+def _approvals_out(session, policy_id: str, status) -> dict:
+    rows = approvals_svc.list_approvals(session, policy_id)
+    return {**status.as_dict(), "approvals": [r.model_dump(mode="json") for r in rows]}
+
+
+@handle_errors
+def policy_approve(policy_id: str = typer.Argument(...),
+                   reason: str = typer.Option(..., "--reason", help="Why it may leave shadow (audited)."),
+                   actor: str | None = typer.Option(None, "--actor", help="Your name, recorded as cli:<name> (two "
+                                                    "approvers must be two different names)."),
+                   as_json: bool = JsonOpt) -> None:
+    """Approve a policy to leave shadow (canary, then active); audited with who and why."""
+    settings, engine = cli_context()
+    who = f"cli:{actor}" if actor else "cli"
+    with session_scope(engine) as session:
+        status = approvals_svc.approve(session, policy_id, actor=who, reason=reason,
+                                       rules=approvals_svc.ApprovalRules.from_settings(settings))
+        out = _approvals_out(session, policy_id, status)
+    emit(out, as_json, lambda: _approval_text(out))
+
+
+@handle_errors
+def policy_approvals(policy_id: str = typer.Argument(...), as_json: bool = JsonOpt) -> None:
+    """A policy's approvals, and whether they are enough for it to leave shadow."""
+    settings, engine = cli_context()
+    with session_scope(engine) as session:
+        status = approvals_svc.approval_status_of(session, policy_id,
+                                                  approvals_svc.ApprovalRules.from_settings(settings))
+        out = _approvals_out(session, policy_id, status)
+    emit(out, as_json, lambda: _approval_text(out))
 
 
 @handle_errors
@@ -232,6 +276,8 @@ def register(cli: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     group = groups["policy"]
     group.command("list")(policy_list)
     group.command("shadow")(policy_shadow)
+    group.command("approve")(policy_approve)
+    group.command("approvals")(policy_approvals)
     group.command("canary")(policy_canary)
     group.command("promote")(policy_promote)
     group.command("rollback")(policy_rollback)

@@ -149,7 +149,9 @@ def _plot(rows: dict, path: Path, n: int) -> Path:
 
 
 def rollout(demo: DemoRun) -> None:
-    """candidate -> shadow (some traffic) -> canary 25% (traffic with outcomes) -> gate -> active."""
+    """candidate -> shadow (some traffic) -> approval -> canary 25% (traffic with outcomes) -> gate -> active."""
+    from app.auth import authenticate
+    from app.services.models.approvals import ApprovalRules, approve
     from app.services.models.policies import (
         change_state,
         check_canary,
@@ -171,8 +173,14 @@ def rollout(demo: DemoRun) -> None:
     shadow_log = asyncio.run(demo.decide_all(rollout_tickets[:half], "shadow"))
     agree = np.mean([r["shadow"] == r["true"] for r in shadow_log if r["shadow"]]) if shadow_log else float("nan")
     demo.say(f"      shadow: decided on {len(shadow_log)} requests, logged, never served (shadow accuracy {agree:.0%})")
+    rules = ApprovalRules.from_settings(demo.settings)
     with session_scope(demo.engine) as s:
-        change_state(s, pid, "canary", actor="demo", percent=25)
+        # As an operator would: the demo's admin key approves (recorded as key:<id>, audited) before the canary.
+        admin_id = authenticate(s, demo.keys["admin"]).id
+        approve(s, pid, actor=f"key:{admin_id}", reason=f"shadow accuracy {agree:.0%} on {len(shadow_log)} requests",
+                rules=rules)
+        change_state(s, pid, "canary", actor="demo", percent=25, approvals=rules)
+    demo.say(f"      approved by the demo's admin key ({admin_id[:8]})")
     canary_log = asyncio.run(demo.decide_all(rollout_tickets[half:], "canary"))
     with session_scope(demo.engine) as s:
         check = check_canary(s, "ticket-routing", thresholds=configured_canary_thresholds(demo.settings))

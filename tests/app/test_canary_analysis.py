@@ -87,11 +87,12 @@ def test_promotion_can_require_evidence_of_not_worse(settings, engine):
     the active policy's level put the whole interval within the margins, and the promotion records the verdict."""
     from app.errors import Conflict
     from app.services.models.policies import promote
-    from tests.app.test_policy import _fixed_loader
+    from tests.app.test_policy import _approve, _fixed_loader
 
     strict = settings.model_copy(update={"canary_require_evidence": True})
     rng = np.random.default_rng(1)
     active, canary = _version(engine, "active", 1.0), _version(engine, "canary", 0.2)
+    _approve(engine, canary)
     _log(engine, active, rng.beta(16, 4, 400))
     _log(engine, canary, rng.beta(16, 4, 30))
     with pytest.raises(Conflict, match="no evidence yet") as refused:

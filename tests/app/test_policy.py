@@ -47,6 +47,14 @@ def _version(engine, state="candidate", share=0.0, name="p", favourite="billing"
         return row.id
 
 
+def _approve(engine, policy_id: str, actor: str = "key:test-admin") -> None:
+    """An admin's approval, as every policy needs before it leaves shadow (tests/app/test_approvals.py)."""
+    from app.services.models.approvals import ApprovalRules, approve
+
+    with session_scope(engine) as s:
+        approve(s, policy_id, actor=actor, reason="test", rules=ApprovalRules())
+
+
 def _json(result):
     assert result.exit_code == 0, result.output
     return json.loads(result.output.strip().splitlines()[-1])
@@ -66,6 +74,9 @@ def test_lifecycle_through_the_cli_is_validated_and_audited(run_cli, engine):
     old = _version(engine, "active", 1.0, name="old")
     new = _version(engine, name="new")
     assert _json(run_cli("policy", "shadow", new, "--json"))["changed"][0]["state"] == "shadow"
+    refused = _error(run_cli("policy", "canary", new, "--percent", 10, "--json"))  # leaving shadow needs an approval
+    assert refused["code"] == "approval_required" and refused["message"].startswith("approval required: 0 of 1")
+    assert _json(run_cli("policy", "approve", new, "--reason", "shadow looked right", "--json"))["approved"]
     out = _json(run_cli("policy", "canary", new, "--percent", 10, "--json"))
     assert out["changed"][0] == {"id": new, "name": "new", "state": "canary", "traffic_share": pytest.approx(0.1)}
     run_cli("policy", "canary", new, "--percent", 25, "--json")  # widening the same canary
@@ -159,10 +170,12 @@ def test_ope_and_promotion_gate_over_logged_decisions(settings, engine):
     for name in ("ips", "snips", "dr"):
         assert report["estimates"][name]["value"] == pytest.approx(0.9, abs=0.06)
     assert report["baseline"]["value"] == pytest.approx(0.1 + 0.8 / k, abs=0.05)
+    _approve(engine, good)
     out = svc.promote(settings, engine, good, actor="test", loader=_fixed_loader, min_effective_sample_size=50)
     assert out["gate"]["passed"] and not out["forced"]
 
     bad = _version(engine, "canary", 0.1, favourite="legal", name="bad")
+    _approve(engine, bad)
     with pytest.raises(Exception, match="gate failed"):
         svc.promote(settings, engine, bad, actor="test", loader=_fixed_loader)
 
@@ -251,6 +264,7 @@ def test_blocked_decisions_of_a_canary_roll_it_back(settings, engine, make_key):
     serving, favourites, base_id = _fixed_serving(strict, engine, "technical")
     canary = _version(engine, "candidate", favourite="billing")
     favourites[canary] = "billing"
+    _approve(engine, canary)
     with session_scope(engine) as s:
         svc.change_state(s, canary, "canary", actor="test", percent=50)
     _log(engine, base_id, 20, None)  # the active policy's record so far: 20 decisions, none blocked

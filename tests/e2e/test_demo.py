@@ -60,8 +60,8 @@ def test_demo_runs_the_whole_loop(demo_settings):
     with Session(engine) as s:
         assert verify_chain(s).ok
         actions = set(s.exec(select(AuditEntry.action)).all())
-        assert {"policy.registered", "policy.state_changed", "reward_model.registered", "ruleset.changed",
-                "labels.ingested", "key.created"} <= actions
+        assert {"policy.registered", "policy.approved", "policy.state_changed", "reward_model.registered",
+                "ruleset.changed", "labels.ingested", "key.created"} <= actions
         dpo = s.get(PolicyVersion, summary["dpo"]["policy_id"])
         assert dpo.reward_model_id == summary["reward_model"]["id"] and s.get(RewardModelVersion, dpo.reward_model_id)
         assert s.exec(select(func.count()).select_from(Decision)).one() >= options.train_tickets + options.rollout_tickets

@@ -5,7 +5,9 @@ The rules live in the ``policies`` package (``policies.rollout`` plans transitio
 store around them, and writes one audit entry per state change in the same transaction:
 
 - ``change_state`` / ``rollback`` / ``promote``: validated transitions (``plan_transition`` / ``plan_rollback``);
-  promotion of a finite-action policy must pass the OPE gate unless forced (the override is audited);
+  a move to canary or active needs the policy's approvals (``app.services.models.approvals``; a rollback never
+  does); promotion of a finite-action policy must pass the OPE gate unless forced (the override is audited;
+  forcing the gate does not stand in for an approval);
 - ``check_canary``: canary vs active over the decisions served so far (``policies.canary``: an always-valid
   sequential test by default, the fixed-delta rule as an option); rolls back on evidence of worse;
 - ``evaluate_policy``: OPE of a policy over logged decisions with rewards (any logging policy).
@@ -27,6 +29,7 @@ from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.metrics import CANARY_ROLLBACKS
 from app.models import AuditEntry, Decision, Outcome, PolicyVersion, utcnow
+from app.services.models.approvals import ApprovalRules, approval_status, auto_approve, require_approval
 from app.services.serving.policy_runtime import PolicyRuntime
 from app.settings import Settings
 from policies.action_policy import ActionPolicy
@@ -85,8 +88,10 @@ def _states(session: Session, decision_type: str) -> dict[str, str]:
 
 
 def change_state(session: Session, policy_id: str, target: str, *, actor: str, percent: float | None = None,
-                 extra: dict | None = None) -> list[PolicyVersion]:
-    """Move a policy to ``target`` (shadow, canary with ``percent``, active, retired) and audit every change."""
+                 extra: dict | None = None, approvals: ApprovalRules | None = None) -> list[PolicyVersion]:
+    """Move a policy to ``target`` (shadow, canary with ``percent``, active, retired) and audit every change.
+
+    Entering canary or active needs the approvals ``approvals`` asks for (default: one approver)."""
     row = get_policy(session, policy_id)
     target_state = PolicyState(target)
     share = None
@@ -105,6 +110,9 @@ def change_state(session: Session, policy_id: str, target: str, *, actor: str, p
         changes = plan_transition(_states(session, row.decision_type), policy_id, target_state)
     except RolloutError as exc:
         raise Conflict(str(exc), code="invalid_transition") from None
+    if target_state in (PolicyState.CANARY, PolicyState.ACTIVE):  # leaving shadow (a wider canary returned above)
+        status = require_approval(session, row, approvals or ApprovalRules())
+        extra = {**(extra or {}), "approvers": list(status.approvers), "auto_approved": status.automatic}
     return _apply(session, changes, actor, "policy.state_changed", share, extra or {})
 
 
@@ -192,11 +200,17 @@ def _runtime_loader(settings: Settings) -> PolicyLoader:
 def promote(settings: Settings, engine: Engine, policy_id: str, *, actor: str, force: bool = False,
             loader: PolicyLoader | None = None, min_effective_sample_size: float = 100.0,
             max_regression: float = 0.0, estimator: str = "dr") -> dict[str, Any]:
-    """Canary -> active, after the OPE gate (finite-action policies with logged rewards) unless ``force``."""
+    """Canary -> active, after the OPE gate (finite-action policies with logged rewards) unless ``force``.
+
+    The policy needs its approvals; a decision type that opted into automatic approval gets one here when every
+    gate passed (never when forced)."""
+    rules = ApprovalRules.from_settings(settings)
     with Session(engine) as session:
         version = get_policy(session, policy_id)
         if version.state != PolicyState.CANARY:
             raise Conflict(f"policy {policy_id} is {version.state}; only a canary can be promoted", code="invalid_transition")
+        if version.decision_type not in rules.auto_approve:
+            require_approval(session, version, rules)  # refuse before the costly gate
     runtime = PolicyRuntime(settings)
     kind = runtime.decision_type(version.decision_type).kind
     gate: dict[str, Any] = {"checked": False, "reason": "free-text decision type: no OPE gate"}
@@ -223,7 +237,12 @@ def promote(settings: Settings, engine: Engine, policy_id: str, *, actor: str, f
         raise Conflict("promotion gate failed: no evidence yet that the canary is not worse than the active policy "
                        f"(canary check: {gate['canary']['decision']})", code="gate_failed", details=gate)
     with session_scope(engine) as session:
-        rows = change_state(session, policy_id, "active", actor=actor, extra={"gate": gate, "forced": force})
+        if not force and not approval_status(session, version, rules).approved:
+            auto_approve(session, policy_id, rules=rules, details={"gate": gate},
+                         gates={"ope": bool(gate.get("checked") and gate.get("passed")),
+                                "canary": gate["canary"].get("decision") != "rollback"})
+        rows = change_state(session, policy_id, "active", actor=actor, extra={"gate": gate, "forced": force},
+                            approvals=rules)
         return {"changed": [{"id": r.id, "state": r.state} for r in rows], "gate": gate, "forced": force}
 
 

@@ -126,7 +126,7 @@ def _register(engine: Engine, result: TrainingResult, recipe: Recipe, base_name:
         row = PolicyVersion(
             name=f"{recipe.method}-{recipe.decision_type}-{Path(artifact).name.rsplit('-', 1)[-1]}",
             decision_type=recipe.decision_type, backend="transformers", base_model=base_name, artifact_path=artifact,
-            reward_model_id=reward_model_id, snapshot_id=snapshot_id, state="candidate",
+            reward_model_id=reward_model_id, snapshot_id=snapshot_id, state="candidate", created_by=actor,
             hyperparams={"method": recipe.method, "recipe": recipe.source, "training": recipe.training,
                          "lora": result.manifest.get("lora"), "data": recipe.data},
             metrics={**result.metrics, "lineage": lineage},
