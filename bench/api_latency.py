@@ -173,7 +173,9 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
     import torch
 
     from policies.action_policy import ActionPolicy
-    from policies.backends.local import PrefixCache, TransformersBackend, _common_prefix, native_bfloat16
+    from policies.backends.cpu_features import native_bfloat16
+    from policies.backends.local import TransformersBackend
+    from policies.backends.prefix_cache import PrefixCache, common_prefix
     from policies.decision_types import load_decision_types
 
     backend = TransformersBackend.load(model_dir, batch_size=batch, dtype=dtype)
@@ -216,7 +218,7 @@ def _scorer_analysis(model_dir: Path, tickets: list[dict], batch: int, dtype: st
     one_plain, many_plain = per_request_ms(1), per_request_ms(batch)
 
     prompts = [backend.tokenizer(text=policy.prompt(c))["input_ids"] for c in contexts]
-    shared = min(_common_prefix(prompts[0], p) for p in prompts)
+    shared = min(common_prefix(prompts[0], p) for p in prompts)
     answer_tokens = sum(len(backend.tokenizer(text=policy.prompt(contexts[0]) + a + backend.end_of_turn)["input_ids"])
                         - len(prompts[0]) for a in policy.actions)
     answer_inputs = answer_tokens - len(policy.actions)  # an answer's end-of-turn token predicts nothing and is not run
@@ -294,7 +296,7 @@ def main() -> None:
                         help="one policy precision for both servers and the scorer (default: ARBITER_POLICY_DTYPE or "
                              "float32, then bfloat16 too where it is native)")
     args = parser.parse_args()
-    from policies.backends.local import native_bfloat16
+    from policies.backends.cpu_features import native_bfloat16
     from reward_models.local_models import smollm2_dir
 
     model_dir = smollm2_dir(REPO / "var" / "models")

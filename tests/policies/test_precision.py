@@ -10,7 +10,8 @@ import torch
 
 from policies.action_policy import ActionPolicy
 from policies.backends import BackendSpec, load_backend
-from policies.backends.local import TransformersBackend, native_bfloat16, resolve_dtype
+from policies.backends.cpu_features import native_bfloat16, resolve_dtype
+from policies.backends.local import TransformersBackend
 
 
 def test_auto_is_bfloat16_exactly_where_it_is_native(monkeypatch):

@@ -11,13 +11,9 @@ import pytest
 import torch
 
 from policies.action_policy import ActionPolicy
-from policies.backends.local import (
-    MIN_CACHED_PREFIX,
-    PrefixCache,
-    TransformersBackend,
-    _common_prefix,
-    length_groups,
-)
+from policies.backends.local import TransformersBackend
+from policies.backends.packed_scoring import length_groups
+from policies.backends.prefix_cache import MIN_CACHED_PREFIX, PrefixCache, common_prefix
 
 
 @pytest.fixture
@@ -53,7 +49,7 @@ def test_the_recurring_system_message_is_stored_once_and_reused(routing_type, ba
     assert len(cached.prefix_cache) == 0  # one prompt alone says nothing about what recurs
     policy.score_batch([tickets[1].context])
     [(key, _)] = cached.prefix_cache._entries.items()
-    assert len(key) == _common_prefix(ids[0], ids[1]) >= MIN_CACHED_PREFIX
+    assert len(key) == common_prefix(ids[0], ids[1]) >= MIN_CACHED_PREFIX
     assert cached.tokenizer.decode(list(key)).startswith(cached.tokenizer.decode(ids[2][: len(key)]))
     hits = cached.prefix_cache.stats.hits
     policy.score_batch([tickets[2].context])
