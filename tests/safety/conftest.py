@@ -3,33 +3,17 @@ shared local providers (built once per session: the profanity model takes a seco
 
 from __future__ import annotations
 
-import json
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from safety.moderation import InjectionHeuristics, ProfanityModeration, train_harm_classifier
+from safety.moderation.summary import OPENAI_CATEGORIES
+from tests.safety.loopback import JSONHandler, serve
 
-CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
+CATEGORIES = OPENAI_CATEGORIES  # every category the real API answers with
 
 
 def moderation_body(flags: list[dict[str, float]], model: str = "omni-moderation-latest") -> dict:
@@ -68,29 +52,17 @@ class FakeModerationAPI:
 def moderation_api() -> Iterator[FakeModerationAPI]:
     state = FakeModerationAPI()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:  # keep pytest output clean
-            pass
-
-        def _send(self, status: int, body: dict) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = self.read_json()
             state.requests.append(
                 {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
             )
             if self.path != "/v1/moderations":
-                self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                 return
             if state.mode == "500":
-                self._send(
+                self.send_json(
                     500,
                     {
                         "error": {
@@ -105,28 +77,14 @@ def moderation_api() -> Iterator[FakeModerationAPI]:
             if state.mode == "timeout":
                 time.sleep(state.delay_s)
             if state.mode == "malformed":
-                self._send(200, {"object": "list", "data": []})
+                self.send_json(200, {"object": "list", "data": []})
                 return
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            self._send(200, moderation_body([state.flags for _ in inputs], body.get("model", "")))
+            self.send_json(200, moderation_body([state.flags for _ in inputs], body.get("model", "")))
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request, client_address) -> None:
-            # In "timeout" mode the client hangs up before the reply: expected, not worth a traceback.
-            if not isinstance(sys.exc_info()[1], ConnectionError):
-                super().handle_error(request, client_address)
-
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with serve(Handler) as base_url:
+        state.base_url = base_url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="session")

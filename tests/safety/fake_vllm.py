@@ -8,16 +8,14 @@ cut into tokens and the label token carries the scripted alternatives as its top
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.safety.loopback import JSONHandler, serve
 
 
 @dataclass(frozen=True)
@@ -97,53 +95,27 @@ def completion_body(answer: Answer, model: str, with_logprobs: bool) -> dict:
 def serve_fake_vllm() -> Iterator[FakeVLLM]:
     state = FakeVLLM()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, body: dict) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JSONHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = self.read_json()
             state.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
             if self.path != "/v1/chat/completions":
-                self._send(404, {"object": "error", "message": "Not Found", "type": "NotFoundError", "code": 404})
+                self.send_json(404, {"object": "error", "message": "Not Found", "type": "NotFoundError", "code": 404})
                 return
             if state.mode == "500":
-                self._send(500, {"object": "error", "message": "EngineCore encountered an issue",
+                self.send_json(500, {"object": "error", "message": "EngineCore encountered an issue",
                                  "type": "InternalServerError", "param": None, "code": 500})
                 return
             if state.mode == "timeout":
                 time.sleep(state.delay_s)
             if state.mode == "not-a-completion":
-                self._send(200, {"object": "list", "data": []})
+                self.send_json(200, {"object": "list", "data": []})
                 return
             answer = state.answer_for(body)
             if state.mode == "malformed":
                 answer = Answer("I'm sorry, but I can't help with classifying that message.")
-            self._send(200, completion_body(answer, body.get("model", ""), state.mode != "no-logprobs"))
+            self.send_json(200, completion_body(answer, body.get("model", ""), state.mode != "no-logprobs"))
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request, client_address) -> None:
-            # In "timeout" mode the client hangs up before the reply: expected, not worth a traceback.
-            if not isinstance(sys.exc_info()[1], ConnectionError):
-                super().handle_error(request, client_address)
-
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with serve(Handler) as base_url:
+        state.base_url = base_url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
