@@ -8,24 +8,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.models import Decision, ReviewItem
-from policies.backends.local import TransformersBackend
-
-
-class ScriptedBackend(TransformersBackend):
-    """The tiny model, except that generation returns a scripted reply (to exercise output checks)."""
-
-    reply = "Thanks for writing!"
-
-    def generate(self, prompts, **kwargs):
-        return [self.reply for _ in prompts]
+from tests.app.scripted import install_backend
 
 
 @pytest.fixture
 def scripted(serving_app, tiny_causal_lm):
-    model, tokenizer = tiny_causal_lm
-    backend = ScriptedBackend(model, tokenizer, name="scripted")
-    serving_app.state.serving.runtime.backend_factory = lambda version: backend
-    return backend
+    return install_backend(serving_app, tiny_causal_lm)
 
 
 @pytest.fixture

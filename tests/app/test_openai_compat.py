@@ -13,24 +13,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.models import Decision
-from policies.backends.local import TransformersBackend
+from tests.app.scripted import install_backend
 
 USER = [{"role": "user", "content": "Where is my parcel? I ordered it on Monday."}]
 
 
-class ScriptedBackend(TransformersBackend):
-    reply = "Your parcel ships today."
-
-    def generate(self, prompts, **kwargs):
-        return [self.reply for _ in prompts]
-
-
 @pytest.fixture
 def scripted(serving_app, tiny_causal_lm):
-    model, tokenizer = tiny_causal_lm
-    backend = ScriptedBackend(model, tokenizer, name="scripted")
-    serving_app.state.serving.runtime.backend_factory = lambda version: backend
-    return backend
+    return install_backend(serving_app, tiny_causal_lm, reply="Your parcel ships today.")
 
 
 @pytest.fixture

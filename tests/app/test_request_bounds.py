@@ -10,6 +10,7 @@ from sqlmodel import Session, func, select
 from app.models import Decision
 from policies.backends.local import TransformersBackend
 from policies.decision_types import PromptLimits
+from tests.app.scripted import install_backend
 
 TICKET = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard", "language": "en"}}
 
@@ -44,10 +45,7 @@ class Recording(TransformersBackend):
 
 @pytest.fixture
 def recording(serving_app, tiny_causal_lm):
-    model, tokenizer = tiny_causal_lm
-    backend = Recording(model, tokenizer, name="recording")
-    serving_app.state.serving.runtime.backend_factory = lambda version: backend
-    return backend
+    return install_backend(serving_app, tiny_causal_lm, Recording, name="recording")
 
 
 def test_a_20kb_language_is_refused_by_the_schema(api, auth, engine):
