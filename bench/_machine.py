@@ -17,3 +17,16 @@ def machine() -> dict:
     except ImportError:
         info["device"] = "cpu"
     return info
+
+
+def torch_machine() -> dict:
+    """The reward-model benches' shape of it (torch's thread count matters to their figures)."""
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }

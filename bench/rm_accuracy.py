@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import time
@@ -34,19 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import torch_machine as machine  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hh_harmless_dev.jsonl"
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-    }
 
 
 def metrics_seconds(result) -> float:

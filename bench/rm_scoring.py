@@ -15,26 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _machine import torch_machine as machine  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hh_harmless_dev.jsonl"
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-    }
 
 
 def main() -> None:
