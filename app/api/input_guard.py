@@ -79,22 +79,27 @@ class InputGuard:
             found = find_hostile(document, ("body",)) if document is not None else None
             if found is not None:
                 return await self._reject(send, *found)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _reject(self, send: Send, where: tuple[str | int, ...], problem: str) -> None:
         message = f"{_location(where)}: {problem}"
         details = [{"loc": list(where), "msg": problem, "type": "value_error"}]
         response = JSONResponse(error_body("invalid_input", message, details), status_code=422)
         await response({"type": "http"}, _disconnected, send)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that hands the app the already-read ``body`` once, then the client's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _disconnected() -> Message:

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import app.api.routes as routes_pkg
-from app.api.input_guard import InputGuard
+from app.api.input_guard import InputGuard, replaying
 from app.db import get_engine, ping
 from app.errors import ERROR_DESCRIPTIONS, ArbiterError, ErrorResponse, error_body, error_responses
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -62,16 +62,7 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _reject(self, send: Send) -> None:
         response = JSONResponse(error_body("body_too_large", f"request body exceeds {self.max_bytes} bytes"), status_code=413)
