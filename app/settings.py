@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     argilla_port: int = Field(6900, description="Port of the embedded Argilla server.")
     redis_url: str = Field("", description="Redis used by the embedded Argilla server, which needs a database of its own (its queue names are fixed). Default: `redis://127.0.0.1:6379/<n>` with n = 1 + `ARBITER_ARGILLA_PORT` mod 15, so embedded instances on different ports do not share one.")
 
+    snapshot_min_judge_kappa: float = Field(0.2, ge=-1.0, le=1.0, description="A judge whose Cohen's kappa with the human majority (measured on at least `ARBITER_SNAPSHOT_MIN_JUDGE_LABELS` pairs) is below this is at chance (kappa 0): its labels make no training pairs in a snapshot of the store's labels; the snapshot records the rule and the judges it excluded. -1 turns the check off.")
+    snapshot_min_judge_consistency: float = Field(0.6, ge=0.0, le=1.0, description="Likewise for position consistency (share of a judge's labels unchanged by swapping the responses; a coin flip keeps about half, a judge that always picks the first response none). 0 turns the check off.")
+    snapshot_min_judge_labels: int = Field(20, ge=1, description="Measurements on fewer labels (or human-labeled pairs) do not exclude a judge from snapshots: an unmeasured judge is not known to be at chance.")
+
     # --- moderation ----------------------------------------------------------------------------
     moderation_model: str = Field("omni-moderation-latest", description="OpenAI moderation model.")
     moderation_timeout_s: float = Field(5.0, description="Timeout of the moderation API before the local providers decide.")

@@ -8,7 +8,11 @@ labels and rules always give the same records, split and hash, whatever order th
 The rules, in the order they apply:
 
 1. Labels whose source is not in ``rules.sources``, whose choice is ``discarded``, or whose
-   confidence is below ``rules.min_confidence`` are dropped.
+   confidence is below ``rules.min_confidence`` are dropped; so are the labels of a judge in
+   ``rules.exclude_judges`` (judges measured at chance: ``judges_to_exclude`` decides which, from
+   their agreement with humans and position consistency, by ``rules.min_judge_kappa`` /
+   ``rules.min_judge_consistency``; a judge measured on fewer than ``rules.min_judge_labels``
+   labels is not excluded, because an unmeasured judge is not known to be at chance).
 2. Labels are pooled per *content*: the same prompt with the same two responses is one pair,
    whichever comparison id it came under and whichever response was shown first (duplicates).
 3. Within a pair only the labels of the highest-precedence source present count (by default
@@ -38,11 +42,13 @@ from .pairs import PreferencePair
 
 __all__ = [
     "SOURCE_PRECEDENCE",
+    "JudgeMeasurement",
     "LabeledPair",
     "Snapshot",
     "SnapshotRecord",
     "SnapshotRules",
     "build_snapshot",
+    "judges_to_exclude",
     "labeled_pairs_from_preferences",
     "read_snapshot",
     "write_snapshot",
@@ -68,6 +74,7 @@ class LabeledPair:
     choice: str  # a | b | tie | discarded
     confidence: float = 1.0
     source: str = "human"
+    judge: str | None = None  # which judge produced it (llm_judge / local_model labels)
 
     def __post_init__(self) -> None:
         if self.choice not in CHOICES:
@@ -87,6 +94,11 @@ class SnapshotRules:
     ties: Literal["drop", "margin_zero"] = "drop"
     validation_fraction: float = 0.1
     split_seed: str = "arbiter"
+    # Labels weighted by trust: the rule (thresholds) and the judges it excluded, both recorded and hashed.
+    min_judge_kappa: float | None = None  # Cohen's kappa with the human majority; chance is 0
+    min_judge_consistency: float | None = None  # share of labels unchanged by swapping the responses
+    min_judge_labels: int = 20
+    exclude_judges: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.sources) - set(SOURCE_PRECEDENCE)
@@ -98,8 +110,59 @@ class SnapshotRules:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.min_judge_labels < 1:
+            raise ValueError(f"min_judge_labels must be at least 1, got {self.min_judge_labels}")
         # A list from YAML/JSON would make the dataclass unhashable and the hash order-dependent.
         object.__setattr__(self, "sources", tuple(sorted(set(self.sources))))
+        object.__setattr__(self, "exclude_judges", tuple(sorted(set(self.exclude_judges))))
+
+
+# Trust fields at these values are left out of the manifest and the hash: snapshots made before the rule
+# existed keep their hash (and stay readable).
+_TRUST_DEFAULTS = {"min_judge_kappa": None, "min_judge_consistency": None, "min_judge_labels": 20, "exclude_judges": ()}
+
+
+def _rules_dict(rules: SnapshotRules) -> dict:
+    out = {**asdict(rules), "sources": list(rules.sources)}
+    if rules.min_judge_kappa is None and rules.min_judge_consistency is None and not rules.exclude_judges:
+        for name in _TRUST_DEFAULTS:
+            out.pop(name)
+    else:
+        out["exclude_judges"] = list(rules.exclude_judges)
+    return out
+
+
+@dataclass(frozen=True)
+class JudgeMeasurement:
+    """What the store measured about one judge: position consistency and Cohen's kappa with the human majority."""
+
+    judge: str
+    n_consistency: int = 0
+    consistency: float | None = None
+    n_kappa: int = 0
+    kappa: float | None = None
+
+
+def judges_to_exclude(measurements: Iterable[JudgeMeasurement], rules: SnapshotRules) -> dict[str, str]:
+    """judge -> why its labels make no training pairs under ``rules`` (measured at chance), for every judge that fails.
+
+    Example:
+        >>> rules = SnapshotRules(min_judge_kappa=0.2, min_judge_consistency=0.6)
+        >>> judges_to_exclude([JudgeMeasurement("local", 40, 0.3, 40, 0.0), JudgeMeasurement("gpt", 40, 0.95, 40, 0.7)], rules)
+        {'local': 'position consistency 0.30 < 0.60 (n=40); kappa with humans 0.00 < 0.20 (n=40)'}
+    """
+    out = {}
+    for m in measurements:
+        reasons = []
+        if (rules.min_judge_consistency is not None and m.consistency is not None
+                and m.n_consistency >= rules.min_judge_labels and m.consistency < rules.min_judge_consistency):
+            reasons.append(f"position consistency {m.consistency:.2f} < {rules.min_judge_consistency:.2f} (n={m.n_consistency})")
+        if (rules.min_judge_kappa is not None and m.kappa is not None
+                and m.n_kappa >= rules.min_judge_labels and m.kappa < rules.min_judge_kappa):
+            reasons.append(f"kappa with humans {m.kappa:.2f} < {rules.min_judge_kappa:.2f} (n={m.n_kappa})")
+        if reasons:
+            out[m.judge] = "; ".join(reasons)
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -151,6 +214,7 @@ class Snapshot:
     train: tuple[SnapshotRecord, ...]
     validation: tuple[SnapshotRecord, ...]
     dropped: dict[str, int] = field(default_factory=dict)
+    judge_exclusions: dict[str, str] = field(default_factory=dict)  # why each judge in rules.exclude_judges is out
 
     @property
     def n_pairs(self) -> int:
@@ -163,13 +227,14 @@ class Snapshot:
         return {
             "version": SNAPSHOT_VERSION,
             "content_hash": self.content_hash,
-            "rules": {**asdict(self.rules), "sources": list(self.rules.sources)},
+            "rules": _rules_dict(self.rules),
             "n_pairs": self.n_pairs,
             "n_train": len(self.train),
             "n_validation": len(self.validation),
             "n_ties": sum(r.tie for r in self.train + self.validation),
             "by_source": dict(sorted(by_source.items())),
             "dropped": dict(sorted(self.dropped.items())),
+            **({"judge_exclusions": dict(sorted(self.judge_exclusions.items()))} if self.judge_exclusions else {}),
         }
 
 
@@ -197,7 +262,7 @@ def _content_hash(version: int, rules: SnapshotRules, train: Sequence[SnapshotRe
     payload = json.dumps(
         {
             "version": version,
-            "rules": {**asdict(rules), "sources": list(rules.sources)},
+            "rules": _rules_dict(rules),
             "train": [r.to_json() for r in train],
             "validation": [r.to_json() for r in validation],
         },
@@ -208,7 +273,8 @@ def _content_hash(version: int, rules: SnapshotRules, train: Sequence[SnapshotRe
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def build_snapshot(labels: Iterable[LabeledPair], rules: SnapshotRules | None = None) -> Snapshot:
+def build_snapshot(labels: Iterable[LabeledPair], rules: SnapshotRules | None = None,
+                   judge_exclusions: dict[str, str] | None = None) -> Snapshot:
     """Apply ``rules`` to ``labels`` and freeze the result (see the module docstring for the rules).
 
     Example:
@@ -227,6 +293,9 @@ def build_snapshot(labels: Iterable[LabeledPair], rules: SnapshotRules | None = 
             continue
         if label.source not in rules.sources:
             dropped["source_excluded"] += 1
+            continue
+        if label.judge is not None and label.judge in rules.exclude_judges:
+            dropped["judge_excluded"] += 1
             continue
         if label.choice == "discarded":
             dropped["discarded"] += 1
@@ -283,7 +352,7 @@ def build_snapshot(labels: Iterable[LabeledPair], rules: SnapshotRules | None = 
     validation = tuple(r for r in records if _in_validation(r.key, rules))
     content_hash = _content_hash(SNAPSHOT_VERSION, rules, train, validation)
     dropped = {k: v for k, v in dropped.items() if v}
-    return Snapshot(content_hash, rules, train, validation, dict(dropped))
+    return Snapshot(content_hash, rules, train, validation, dict(dropped), dict(judge_exclusions or {}))
 
 
 def labeled_pairs_from_preferences(
@@ -319,6 +388,7 @@ def read_snapshot(directory: str | Path) -> Snapshot:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     rules_obj = dict(manifest["rules"])
     rules_obj["sources"] = tuple(rules_obj["sources"])
+    rules_obj["exclude_judges"] = tuple(rules_obj.get("exclude_judges", ()))
     rules = SnapshotRules(**rules_obj)
     splits = {}
     for name in ("train", "validation"):
@@ -327,4 +397,5 @@ def read_snapshot(directory: str | Path) -> Snapshot:
     actual = _content_hash(manifest["version"], rules, splits["train"], splits["validation"])
     if actual != manifest["content_hash"]:
         raise ValueError(f"snapshot {directory} was modified: content hash {actual} != manifest {manifest['content_hash']}")
-    return Snapshot(manifest["content_hash"], rules, splits["train"], splits["validation"], manifest.get("dropped", {}))
+    return Snapshot(manifest["content_hash"], rules, splits["train"], splits["validation"], manifest.get("dropped", {}),
+                    manifest.get("judge_exclusions", {}))

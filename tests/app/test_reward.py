@@ -141,3 +141,48 @@ def test_snapshot_from_store_labels_applies_the_rules(engine, settings):
     assert row.n_pairs == 1 and snap.train[0].chosen == "good 0" and snap.train[0].source == "human"
     assert snap.train[0].prompt == "question 0"
     assert snap.dropped == {"low_confidence": 1, "overridden_by_precedence": 1}
+
+
+@pytest.mark.both_databases
+def test_snapshot_from_the_store_drops_a_judge_measured_at_chance(engine, settings):
+    """24 pairs, each labeled by a person ("a"), by a judge that agrees and keeps its verdict when the responses
+    swap, and by one that always picks the response shown first (position-biased: never consistent). The
+    snapshot keeps the consistent judge's labels where no person labeled the pair, and drops every label of
+    the biased one; the rule, the excluded judge and why are in the snapshot and its audit entry."""
+    with session_scope(engine) as s:
+        comparisons = []
+        for i in range(24):
+            task = Task(prompt=[{"role": "user", "content": f"q{i}"}], content_hash=uuid.uuid4().hex)
+            s.add(task)
+            s.flush()
+            a = Candidate(task_id=task.id, content=f"good {i}", content_hash=f"g{i}")
+            b = Candidate(task_id=task.id, content=f"bad {i}", content_hash=f"b{i}")
+            s.add_all([a, b])
+            s.flush()
+            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex)
+            s.add(c)
+            s.flush()
+            comparisons.append(c.id)
+        for i, cid in enumerate(comparisons):
+            if i < 20:
+                s.add(Label(comparison_id=cid, choice="a", source="human", producer="ann"))
+            s.add(Label(comparison_id=cid, choice="a", source="llm_judge", producer="gpt", judge="gpt",
+                        details={"consistent": True}))
+            s.add(Label(comparison_id=cid, choice="b" if i % 2 else "a", source="local_model", producer="smollm2",
+                        judge="smollm2", details={"consistent": False}))
+    with session_scope(engine) as s:
+        row = reward.snapshot_from_labels(s, settings, SnapshotRules(validation_fraction=0.0), actor="test")
+        snap = read_snapshot(row.path)
+        audit = s.exec(select(AuditEntry).where(AuditEntry.action == "snapshot.created")).one()
+    assert row.n_pairs == 24 and all(r.chosen.startswith("good") for r in snap.train)
+    sources = {r.prompt: r.source for r in snap.train}
+    assert sources["q0"] == "human" and sources["q21"] == "llm_judge"  # no person labeled q20-q23
+    assert snap.dropped["judge_excluded"] == 24 and snap.rules.exclude_judges == ("smollm2",)
+    assert row.rules["exclude_judges"] == ["smollm2"] and row.rules["min_judge_kappa"] == settings.snapshot_min_judge_kappa
+    assert audit.details["judge_exclusions"]["smollm2"].startswith("position consistency 0.00 < 0.60 (n=24)")
+    assert "gpt" not in snap.judge_exclusions
+    # with the check off, the biased judge's labels count again (and it is another snapshot)
+    off = settings.model_copy(update={"snapshot_min_judge_consistency": 0.0, "snapshot_min_judge_kappa": -1.0})
+    with session_scope(engine) as s:
+        again = read_snapshot(reward.snapshot_from_labels(s, off, SnapshotRules(validation_fraction=0.0), actor="test").path)
+    assert "judge_excluded" not in again.dropped and again.content_hash != snap.content_hash

@@ -149,3 +149,60 @@ def test_preference_file_becomes_human_labels(hh_path):
     assert rec.source == "human" and rec.confidence == 1.0
     by_key = {(p.prompt_text(), p.chosen, p.rejected) for p in pairs}
     assert all((r.prompt, r.chosen, r.rejected) in by_key for r in snap.train + snap.validation)
+
+
+# ------------------------------------------------------------------------------------ labels weighted by trust
+@pytest.mark.parametrize(
+    ("measurement", "excluded"),
+    [
+        # position consistency 0.30 over 40 labels: below 0.6, at chance or worse (always picks the first shown)
+        ((40, 0.30, 0, None), True),
+        # kappa 0.05 with the human majority over 40 pairs: chance is 0
+        ((40, 0.95, 40, 0.05), True),
+        # a good judge on both counts
+        ((40, 0.95, 40, 0.70), False),
+        # at chance but measured on 19 labels only (fewer than min_judge_labels = 20): not known to be at chance
+        ((19, 0.10, 19, -0.2), False),
+        # unmeasured
+        ((0, None, 0, None), False),
+    ],
+)
+def test_judges_at_chance_are_excluded(measurement, excluded):
+    from reward_models.snapshot import JudgeMeasurement, judges_to_exclude
+
+    rules = SnapshotRules(min_judge_kappa=0.2, min_judge_consistency=0.6)
+    out = judges_to_exclude([JudgeMeasurement("j", *measurement)], rules)
+    assert ("j" in out) is excluded
+    assert judges_to_exclude([JudgeMeasurement("j", *measurement)], SnapshotRules()) == {}  # no thresholds, no rule
+
+
+def test_labels_of_an_excluded_judge_make_no_pairs_and_the_rule_is_recorded(tmp_path):
+    """p1 has only the excluded judge's label: no pair. p2: the trusted judge's label stands alone, since
+    the excluded judge's contrary vote on it is gone before voting (otherwise 1-1, a conflict)."""
+    labels = [
+        LabeledPair("c1", "p1", "A", "B", "a", 1.0, "local_model", judge="smollm2"),
+        LabeledPair("c2", "p2", "A", "B", "b", 1.0, "local_model", judge="smollm2"),
+        LabeledPair("c2", "p2", "A", "B", "a", 1.0, "llm_judge", judge="gpt"),
+    ]
+    rules = SnapshotRules(min_judge_kappa=0.2, min_judge_consistency=0.6, exclude_judges=("smollm2",),
+                          validation_fraction=0.0)
+    why = {"smollm2": "position consistency 0.30 < 0.60 (n=40)"}
+    snap = build_snapshot(labels, rules, judge_exclusions=why)
+    assert only(snap).prompt == "p2" and only(snap).chosen == "A"
+    assert snap.dropped == {"judge_excluded": 2}
+    manifest = snap.manifest()
+    assert manifest["rules"]["exclude_judges"] == ["smollm2"] and manifest["rules"]["min_judge_consistency"] == 0.6
+    assert manifest["judge_exclusions"] == why
+    back = read_snapshot(write_snapshot(snap, tmp_path / "s"))
+    assert back.content_hash == snap.content_hash and back.rules == rules and back.judge_exclusions == why
+    # the exclusion is part of the hash: trusting the judge again is another snapshot
+    assert build_snapshot(labels, SnapshotRules(validation_fraction=0.0)).content_hash != snap.content_hash
+
+
+def test_rules_without_the_trust_rule_keep_their_hash():
+    """Snapshots made before the trust rule existed have no trust fields in their manifest; their hash must not
+    move (read_snapshot recomputes it), so the rule's fields are left out while unset."""
+    snap = build_snapshot([L("c1", "a")], SnapshotRules(validation_fraction=0.0))
+    assert snap.content_hash == "8ea3e7e1270780ccb39372f904008a0961ae94588931e7639af351b58e474381"  # before the rule
+    assert not {"min_judge_kappa", "min_judge_consistency", "min_judge_labels", "exclude_judges"} & set(snap.manifest()["rules"])
+    assert "judge_exclusions" not in snap.manifest()

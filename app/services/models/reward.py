@@ -5,7 +5,9 @@ this module moves data between it and the store:
 
 - ``snapshot_from_labels`` / ``snapshot_from_file``: labels in the store (or a pair file) ->
   ``reward_models.build_snapshot`` -> files under ``<artifacts>/snapshots/<hash>`` + a
-  ``DatasetSnapshot`` row (one per content hash) + an audit entry.
+  ``DatasetSnapshot`` row (one per content hash) + an audit entry. From the store, judges measured at chance
+  (``ARBITER_SNAPSHOT_MIN_JUDGE_*``: kappa with humans, position consistency) make no training pairs; the
+  rule and the judges it excluded, with why, are recorded in the snapshot.
 - ``train_reward``: runs a recipe on a snapshot into ``<artifacts>/reward_models/<run>``, where the
   run name is derived from the snapshot and the recipe: re-running a crashed command resumes from
   its last checkpoint, re-running a finished one registers nothing new.
@@ -18,6 +20,7 @@ at the end, to register the result.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +46,7 @@ from reward_models import (
     write_snapshot,
 )
 from reward_models.pairs import Message, PairParseError, PreferencePair
+from reward_models.snapshot import JudgeMeasurement, judges_to_exclude
 
 __all__ = [
     "activate_reward_model",
@@ -55,6 +59,9 @@ __all__ = [
     "snapshot_from_labels",
     "train_reward",
 ]
+
+
+JUDGE_SOURCES = ("llm_judge", "local_model")
 
 
 def _snapshots_dir(settings: Settings) -> Path:
@@ -94,6 +101,7 @@ def labels_from_store(session: Session) -> list[LabeledPair]:
                 choice=label.choice,
                 confidence=min(max(float(label.confidence), 0.0), 1.0),
                 source=label.source,
+                judge=(label.judge or label.producer) if label.source in JUDGE_SOURCES else None,
             )
         )
     return out
@@ -120,11 +128,40 @@ def register_snapshot(session: Session, settings: Settings, snapshot: Snapshot, 
     return row
 
 
+def judge_measurements(session: Session) -> list[JudgeMeasurement]:
+    """Every judge's position consistency (its labels' ``consistent`` flags) and kappa with the human majority."""
+    from app.services.labels.agreement import compute_agreement
+
+    flags: dict[str, list[bool]] = {}
+    for judge, producer, details in session.exec(
+            select(Label.judge, Label.producer, Label.details).where(col(Label.source).in_(JUDGE_SOURCES))):
+        flag = (details or {}).get("consistent")
+        if isinstance(flag, bool):
+            flags.setdefault(judge or producer, []).append(flag)
+    kappas = {j.judge: (j.n, j.kappa) for j in compute_agreement(session).judges}
+    return [JudgeMeasurement(judge, len(flags.get(judge, [])),
+                             sum(flags[judge]) / len(flags[judge]) if flags.get(judge) else None,
+                             *kappas.get(judge, (0, None)))
+            for judge in sorted(set(flags) | set(kappas))]
+
+
+def trust_rules(settings: Settings, rules: SnapshotRules) -> SnapshotRules:
+    """``rules`` with the configured judge-trust thresholds, unless they already carry their own."""
+    if rules.min_judge_kappa is not None or rules.min_judge_consistency is not None:
+        return rules
+    return dataclasses.replace(rules, min_judge_kappa=settings.snapshot_min_judge_kappa,
+                               min_judge_consistency=settings.snapshot_min_judge_consistency,
+                               min_judge_labels=settings.snapshot_min_judge_labels)
+
+
 def snapshot_from_labels(session: Session, settings: Settings, rules: SnapshotRules, actor: str) -> DatasetSnapshot:
     labels = labels_from_store(session)
     if not labels:
         raise InvalidInput("there are no labels in the store to build a snapshot from", code="no_labels")
-    return register_snapshot(session, settings, build_snapshot(labels, rules), actor, "labels")
+    rules = trust_rules(settings, rules)
+    excluded = judges_to_exclude(judge_measurements(session), rules)
+    rules = dataclasses.replace(rules, exclude_judges=tuple(excluded))
+    return register_snapshot(session, settings, build_snapshot(labels, rules, judge_exclusions=excluded), actor, "labels")
 
 
 def snapshot_from_file(session: Session, settings: Settings, path: str | Path, rules: SnapshotRules, actor: str) -> DatasetSnapshot:
