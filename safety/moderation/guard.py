@@ -39,6 +39,7 @@ from safety.moderation.guard_formats import (
     parse_llama_guard,
     parse_qwen3guard,
 )
+from safety.moderation.openai_api import sdk_client
 
 __all__ = ["GuardModeration", "GuardModerationConfig"]
 
@@ -95,12 +96,7 @@ class GuardModeration:
         self.config = config
         self.name = config.name or config.family
         self.languages = FAMILY_LANGUAGES[config.family]  # what the language coverage may credit it with
-        self._client = client or openai.OpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,
-        )
+        self._client = client or sdk_client(config)
 
     def classify(self, texts: Sequence[str]) -> list[ModerationResult]:
         if not texts:

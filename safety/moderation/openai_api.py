@@ -66,12 +66,7 @@ class OpenAIModeration:
     def __init__(self, config: OpenAIModerationConfig, client: openai.OpenAI | None = None) -> None:
         self.config = config
         self.languages = config.languages
-        self._client = client or openai.OpenAI(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            timeout=config.timeout_s,
-            max_retries=config.max_retries,
-        )
+        self._client = client or sdk_client(config)
 
     def classify(self, texts: Sequence[str]) -> list[ModerationResult]:
         if not texts:
@@ -121,3 +116,14 @@ def _parse_results(response: Any, expected: int) -> list[ModerationResult]:
         return parsed
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         raise ProviderError("openai", "malformed", f"unexpected moderation response: {exc}") from exc
+
+
+def sdk_client(config: Any) -> openai.OpenAI:
+    """The SDK client for an OpenAI-compatible moderation endpoint (``api_key``, ``base_url``, ``timeout_s``,
+    ``max_retries`` from ``config``); shared with the guard-model provider."""
+    return openai.OpenAI(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        timeout=config.timeout_s,
+        max_retries=config.max_retries,
+    )
