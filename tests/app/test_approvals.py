@@ -154,3 +154,19 @@ def test_promotion_auto_approves_an_opted_in_decision_type_on_a_passed_gate(sett
     with Session(engine) as s:
         entry = s.exec(select(AuditEntry).where(AuditEntry.action == "policy.approved")).one()
         assert entry.actor == "system:gates" and s.exec(select(ApiKey)).first() is None
+
+
+@pytest.mark.both_databases
+def test_a_rollback_withdraws_the_approvals(engine):
+    """Approved, canaried, rolled back (to candidate): going back to canary needs a new approval."""
+    pid = _policy(engine)
+    with session_scope(engine) as s:
+        approve(s, pid, actor="key:a", reason="first look", rules=ApprovalRules())
+        svc.change_state(s, pid, "canary", actor="test", percent=10)
+    with session_scope(engine) as s:
+        svc.rollback(s, pid, actor="test", reason="worse")
+    with session_scope(engine) as s, pytest.raises(Conflict, match=r"approval required: 0 of 1"):
+        svc.change_state(s, pid, "canary", actor="test", percent=10)
+    with session_scope(engine) as s:
+        approve(s, pid, actor="key:a", reason="fixed", rules=ApprovalRules())
+        svc.change_state(s, pid, "canary", actor="test", percent=10)

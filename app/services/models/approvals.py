@@ -9,6 +9,7 @@
   "approval required: N of M" when the approvals are not there.
 
 Approvals belong to a policy version, not to one transition: one set covers the canary ramp and the promotion.
+A rollback withdraws them: a policy taken out of traffic needs new approvals to go back in.
 This module does not move policies (``app.services.models.policies`` does) and holds no opinion about gates.
 """
 
@@ -22,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from app.audit import append_audit
 from app.errors import Conflict, Forbidden, NotFound
-from app.models import PolicyApproval, PolicyVersion
+from app.models import AuditEntry, PolicyApproval, PolicyVersion
 from app.settings import Settings
 
 __all__ = ["AUTO_APPROVER", "ApprovalRules", "ApprovalStatus", "approval_status", "approval_status_of", "approve", "auto_approve",
@@ -73,8 +74,17 @@ def list_approvals(session: Session, policy_id: str) -> list[PolicyApproval]:
                              .order_by(col(PolicyApproval.created_at), col(PolicyApproval.id))).all())
 
 
+def _last_rollback(session: Session, policy_id: str):
+    return session.exec(select(AuditEntry.ts).where(AuditEntry.subject_type == "policy", AuditEntry.subject_id == policy_id,
+                                                    AuditEntry.action == "policy.rolled_back")
+                        .order_by(col(AuditEntry.seq).desc())).first()
+
+
 def approval_status(session: Session, policy: PolicyVersion, rules: ApprovalRules) -> ApprovalStatus:
     rows = list_approvals(session, policy.id)
+    withdrawn_at = _last_rollback(session, policy.id)
+    if withdrawn_at is not None:
+        rows = [r for r in rows if r.created_at > withdrawn_at]
     approvers: list[str] = []
     for row in rows:
         # The same approver counts once; with two required, an approval of one's own run never counts.
