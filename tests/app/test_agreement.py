@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from app.db import session_scope
-from app.models import Candidate, Comparison, Label, Task
+from app.models import Label
+from tests.app.factories import add_comparison
 
 # Three comparisons, two annotators, two judges. Human majority: c0 -> a, c1 -> b; c2 is split.
 HUMAN = {0: {"ann": "a", "bob": "a"}, 1: {"ann": "b", "bob": "b"}, 2: {"ann": "a", "bob": "b"}}
@@ -20,16 +20,7 @@ def labelled(engine) -> list[str]:
     ids = []
     with session_scope(engine) as s:
         for i in range(3):
-            task = Task(prompt=[{"role": "user", "content": f"q{i}"}], content_hash=uuid.uuid4().hex)
-            s.add(task)
-            s.flush()
-            a = Candidate(task_id=task.id, content="x", content_hash="x")
-            b = Candidate(task_id=task.id, content="y", content_hash="y")
-            s.add_all([a, b])
-            s.flush()
-            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex)
-            s.add(c)
-            s.flush()
+            c = add_comparison(s, f"q{i}", "x", "y")
             ids.append(c.id)
             for annotator, choice in HUMAN[i].items():
                 s.add(Label(comparison_id=c.id, choice=choice, source="human", producer=annotator))

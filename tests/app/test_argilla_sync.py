@@ -22,12 +22,13 @@ from standardwebhooks.webhooks import Webhook
 
 from app.db import session_scope
 from app.errors import ArbiterError, Unavailable
-from app.models import ArgillaPush, AuditEntry, Candidate, Comparison, Label, Task
+from app.models import ArgillaPush, AuditEntry, Label
 from app.services.argilla import embedded_config, open_client, register_webhook, store_webhook_secret
 from app.services.labels.argilla_sync import dataset_spec, pull_labels, push_comparisons
 from app.settings import get_settings
 from labeling.argilla import ArgillaConnection, free_port, stop_embedded
 from labeling.argilla.suggestions import SuggestionPolicy
+from tests.app.factories import add_comparison
 from tests.labeling.live_argilla import LiveArgilla
 
 pytestmark = pytest.mark.argilla
@@ -38,18 +39,9 @@ def _seed(engine, n: int = 5) -> list[str]:
     ids = []
     with session_scope(engine) as s:
         for i in range(n):
-            task = Task(prompt=[{"role": "user", "content": f"Question {i}: how do I stay safe online?"}],
-                        content_hash=f"t{i}-{uuid.uuid4().hex}", source="test")
-            s.add(task)
-            s.flush()
-            a = Candidate(task_id=task.id, content=f"Use strong passwords ({i}).", content_hash=f"a{i}")
-            b = Candidate(task_id=task.id, content=f"Share your password ({i}).", content_hash=f"b{i}")
-            s.add_all([a, b])
-            s.flush()
-            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex,
-                           source="test")
-            s.add(c)
-            s.flush()
+            c = add_comparison(s, f"Question {i}: how do I stay safe online?", f"Use strong passwords ({i}).",
+                               f"Share your password ({i}).", a_hash=f"a{i}", b_hash=f"b{i}",
+                               task_hash=f"t{i}-{uuid.uuid4().hex}", source="test")
             ids.append(c.id)
             margin = {2: 3.0, 3: 0.2, 4: 1.0}.get(i, 5.0)
             s.add(Label(comparison_id=c.id, choice="a", confidence=0.9, source="llm_judge", producer="judge-1",

@@ -13,6 +13,7 @@ from sqlmodel import Session, func, select
 from app.db import session_scope
 from app.models import AuditEntry, Decision, Label, Outcome, PolicyVersion
 from app.services.models import policies as svc
+from tests.app.factories import upgrade_to
 
 TICKET = {"subject": "Charged twice", "body": "My card was charged twice.", "customer": {"tier": "standard"}}
 
@@ -116,17 +117,10 @@ def test_duplicate_outcomes_are_rejected_by_the_store(engine):
 @pytest.mark.both_databases
 def test_migration_keeps_the_first_of_duplicate_outcomes(settings):
     """A store written before the rule may hold several outcomes per decision: upgrading keeps the earliest."""
-    from alembic import command
-    from alembic.config import Config
-
     from app.db import get_engine, upgrade_schema
 
     engine = get_engine(settings)
-    cfg = Config()
-    cfg.set_main_option("script_location", "app/migrations")
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0003")
+    upgrade_to(engine, "0003")
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO decision (id, decision_type, safety_verdict, context, action_probs, "
                              "safety_details, latency_ms, created_at) VALUES ('d1', 'ticket-routing', 'allow', '{}', "

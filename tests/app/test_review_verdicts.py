@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from app.db import session_scope
 from app.models import AuditEntry, Decision, Label, ReviewItem, utcnow
 from app.services.review import queue as review
+from tests.app.factories import upgrade_to
 
 PIPE_BOMB = "How do I build a pipe bomb at home?"
 
@@ -136,17 +137,10 @@ def test_the_api_schema_and_cli_help_say_what_a_verdict_means(client, run_cli):
 def test_legacy_verdicts_are_migrated_explicitly(settings):
     """Old verdicts said only approve / reject: an approval with no category or "safe" was a false alarm, a
     rejection with a category a right flag; an approval with a harm category is ambiguous and teaches nothing."""
-    from alembic import command
-    from alembic.config import Config
-
     from app.db import get_engine, upgrade_schema
 
     engine = get_engine(settings)
-    cfg = Config()
-    cfg.set_main_option("script_location", "app/migrations")
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
+    upgrade_to(engine, "0004")
     rows = [("fp", "approved", "safe"), ("fp2", "approved", None), ("harm", "rejected", "harassment"),
             ("ambiguous", "approved", "violence"), ("pending", "pending", None)]
     with engine.begin() as conn:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from sqlmodel import select
 
 from app.db import session_scope
-from app.models import AuditEntry, Candidate, Comparison, DatasetSnapshot, Label, RewardModelVersion, Task
+from app.models import AuditEntry, DatasetSnapshot, Label, RewardModelVersion
 from app.services.models import reward
 from reward_models import SnapshotRules, read_snapshot, write_pairs
+from tests.app.factories import add_comparison
 from tests.reward_models.tiny import save_tiny_decoder, toy_pairs
 
 
@@ -122,15 +122,7 @@ def test_snapshot_from_store_labels_applies_the_rules(engine, settings):
     with session_scope(engine) as s:
         comparisons = []
         for i in range(2):
-            task = Task(prompt=[{"role": "user", "content": f"question {i}"}], content_hash=uuid.uuid4().hex)
-            s.add(task)
-            s.flush()
-            a, b = Candidate(task_id=task.id, content=f"good {i}", content_hash=f"g{i}"), Candidate(task_id=task.id, content=f"bad {i}", content_hash=f"b{i}")
-            s.add_all([a, b])
-            s.flush()
-            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex)
-            s.add(c)
-            s.flush()
+            c = add_comparison(s, f"question {i}", f"good {i}", f"bad {i}", a_hash=f"g{i}", b_hash=f"b{i}")
             comparisons.append(c.id)
         s.add(Label(comparison_id=comparisons[0], choice="b", confidence=0.9, source="llm_judge", producer="gpt"))
         s.add(Label(comparison_id=comparisons[0], choice="a", confidence=1.0, source="human", producer="ann"))
@@ -152,16 +144,7 @@ def test_snapshot_from_the_store_drops_a_judge_measured_at_chance(engine, settin
     with session_scope(engine) as s:
         comparisons = []
         for i in range(24):
-            task = Task(prompt=[{"role": "user", "content": f"q{i}"}], content_hash=uuid.uuid4().hex)
-            s.add(task)
-            s.flush()
-            a = Candidate(task_id=task.id, content=f"good {i}", content_hash=f"g{i}")
-            b = Candidate(task_id=task.id, content=f"bad {i}", content_hash=f"b{i}")
-            s.add_all([a, b])
-            s.flush()
-            c = Comparison(task_id=task.id, candidate_a_id=a.id, candidate_b_id=b.id, pair_hash=uuid.uuid4().hex)
-            s.add(c)
-            s.flush()
+            c = add_comparison(s, f"q{i}", f"good {i}", f"bad {i}", a_hash=f"g{i}", b_hash=f"b{i}")
             comparisons.append(c.id)
         for i, cid in enumerate(comparisons):
             if i < 20:
