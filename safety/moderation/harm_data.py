@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from safety.moderation.taxonomy import OPENAI_CATEGORIES
+
 __all__ = [
     "CATEGORIES",
     "HEADS",
@@ -48,20 +50,9 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "moderation"
 
-# The OpenAI moderation taxonomy, as far as this project has labels for it.
-CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
+# The OpenAI moderation taxonomy, as far as this project has labels for it (none for self-harm's intent or
+# instructions).
+CATEGORIES = tuple(c for c in OPENAI_CATEGORIES if c not in ("self-harm/intent", "self-harm/instructions"))
 # Categories with a learned head; "unsafe" is any category at all. The other sub-categories have
 # too few labelled examples (under 20) to learn; the model derives them (see harm_model).
 HEADS = ("unsafe", "harassment", "hate", "illicit", "illicit/violent", "self-harm", "sexual", "violence", "violence/graphic")

@@ -24,26 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safety.moderation.chain import ModerationReport
+from safety.moderation.taxonomy import OPENAI_CATEGORIES
 from safety.verdict import ModerationPolicy, moderation_reasons, most_severe
 
 __all__ = ["OPENAI_CATEGORIES", "ModerationSummary", "summarize"]
-
-# The categories of OpenAI's omni-moderation models, in the order its API lists them.
-OPENAI_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
 
 
 @dataclass(frozen=True)

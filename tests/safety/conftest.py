@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from safety.moderation import InjectionHeuristics, ProfanityModeration, train_harm_classifier
-from safety.moderation.summary import OPENAI_CATEGORIES
+from safety.moderation.taxonomy import OPENAI_CATEGORIES
 from tests.safety.loopback import JSONHandler, serve
 
 CATEGORIES = OPENAI_CATEGORIES  # every category the real API answers with
