@@ -44,35 +44,25 @@ def check_api_config(config: ApiJudgeConfig, provider_title: str) -> None:
 class Answer:
     """What one answer used and cost; makes the verdict or the failure that carries those figures."""
 
-    judge: str
-    provider: str
-    model: str
-    rubric_version: str | None
-    tokens_in: int
-    tokens_out: int
+    source: ApiJudge  # the judge that asked: name, provider, rubric version
+    model: str  # as the answer names it
+    tokens: tuple[int, int]  # (input, output)
     cost: float
     batch: bool
 
     def fail(self, kind: str, text: str) -> JudgeFailure:
+        judge, (tokens_in, tokens_out) = self.source, self.tokens
         return JudgeFailure(
-            kind, text, self.judge, self.provider, self.model,  # type: ignore[arg-type]
-            cost_usd=self.cost, input_tokens=self.tokens_in, output_tokens=self.tokens_out,
+            kind, text, judge.name, judge.provider, self.model,  # type: ignore[arg-type]
+            cost_usd=self.cost, input_tokens=tokens_in, output_tokens=tokens_out,
         )
 
     def verdict(self, parsed: ParsedVerdict, *, latency_s: float) -> Verdict:
+        judge, (tokens_in, tokens_out) = self.source, self.tokens
         return Verdict(
-            preferred=parsed.preferred,
-            confidence=parsed.confidence,
-            rationale=parsed.rationale,
-            judge=self.judge,
-            provider=self.provider,
-            model=self.model,
-            rubric_version=self.rubric_version,
-            input_tokens=self.tokens_in,
-            output_tokens=self.tokens_out,
-            cost_usd=self.cost,
-            latency_s=latency_s,
-            batch=self.batch,
+            preferred=parsed.preferred, confidence=parsed.confidence, rationale=parsed.rationale,
+            judge=judge.name, provider=judge.provider, model=self.model, rubric_version=judge.rubric_version,
+            input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=self.cost, latency_s=latency_s, batch=self.batch,
         )
 
 
@@ -119,14 +109,11 @@ class ApiJudge:
         tokens_in = int(getattr(usage, tokens_in_field, 0) or 0)
         tokens_out = int(getattr(usage, tokens_out_field, 0) or 0)
         return Answer(
-            judge=self.name,
-            provider=self.provider,
-            model=getattr(response, "model", None) or self.model,
-            rubric_version=self.rubric_version,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost=self.prices.cost(self.model, tokens_in, tokens_out, batch=batch),
-            batch=batch,
+            self,
+            getattr(response, "model", None) or self.model,
+            (tokens_in, tokens_out),
+            self.prices.cost(self.model, tokens_in, tokens_out, batch=batch),
+            batch,
         )
 
     async def aclose(self) -> None:
