@@ -22,7 +22,7 @@ from trl import DPOConfig
 
 from policies import training
 from policies.preference_data import DPOExample
-from policies.training import DEFAULT_LORA, Lineage, LoraSpec, TrainingResult
+from policies.training import DEFAULT_LORA, CpuTrainingDefaults, Lineage, LoraSpec, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _RECORDED_ARGS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_
 
 
 @dataclass
-class PolicyDPOConfig(DPOConfig):
+class PolicyDPOConfig(CpuTrainingDefaults, DPOConfig):
     """TRL's DPOConfig with defaults for small models on CPU (LoRA learning rate, no checkpointing, fp32)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Set by train_dpo from its output_dir argument."})
@@ -46,14 +46,10 @@ class PolicyDPOConfig(DPOConfig):
     )
     bf16: bool | None = field(default=False, metadata={"help": "fp32 on CPU: bf16 autocast is slower there."})
     logging_steps: float = field(default=5, metadata={"help": "Log every N steps."})
-    save_strategy: str = field(default="steps", metadata={"help": "Checkpoint during training so a crash can resume."})
     save_steps: float = field(default=50, metadata={"help": "Checkpoint every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest checkpoints."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external trackers by default."})
     lr_scheduler_type: str = field(default="linear", metadata={"help": "Learning-rate schedule."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps spent warming up."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Tokenised pairs are small; no worker processes."})
-    dataloader_pin_memory: bool = field(default=False, metadata={"help": "Pinned memory only helps GPU transfers."})
 
     def __post_init__(self):
         if self.beta <= 0:

@@ -24,7 +24,7 @@ import numpy as np
 from trl import GRPOConfig, RLOOConfig
 
 from policies import training
-from policies.training import DEFAULT_LORA, Lineage, LoraSpec, TrainingResult
+from policies.training import DEFAULT_LORA, CpuTrainingDefaults, Lineage, LoraSpec, TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _RECORDED_ARGS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_
                   "seed", "loss_type", "epsilon")
 
 @dataclass
-class _CpuOnlineRLDefaults:
+class _CpuOnlineRLDefaults(CpuTrainingDefaults):
     """The CPU-sized defaults and checks GRPO and RLOO share; mixed in before TRL's config, so these defaults win."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Set by train_online_rl."})
@@ -56,11 +56,7 @@ class _CpuOnlineRLDefaults:
     )
     bf16: bool | None = field(default=False, metadata={"help": "fp32 on CPU."})
     logging_steps: float = field(default=1, metadata={"help": "Log every step (online RL runs are short and noisy)."})
-    save_strategy: str = field(default="steps", metadata={"help": "Checkpoint during training so a crash can resume."})
     save_steps: float = field(default=25, metadata={"help": "Checkpoint every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest checkpoints."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external trackers by default."})
-    dataloader_pin_memory: bool = field(default=False, metadata={"help": "Pinned memory only helps GPU transfers."})
 
     def __post_init__(self):
         _check_rl(self)

@@ -90,6 +90,16 @@ class TrainingResult:
     skipped: bool = False  # True when a completed run for the same data was found
 
 
+@dataclass
+class CpuTrainingDefaults:
+    """The defaults every policy training config shares (DPO, GRPO, RLOO); mixed in before TRL's config so they win."""
+
+    save_strategy: str = field(default="steps", metadata={"help": "Checkpoint during training so a crash can resume."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep only the newest checkpoints."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external trackers by default."})
+    dataloader_pin_memory: bool = field(default=False, metadata={"help": "Pinned memory only helps GPU transfers."})
+
+
 def data_hash(rows: Iterable[Any]) -> str:
     """Stable sha256 of the training rows (JSON, sorted keys): the run's data identity."""
     digest = hashlib.sha256()
