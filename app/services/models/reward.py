@@ -164,15 +164,20 @@ def snapshot_from_labels(session: Session, settings: Settings, rules: SnapshotRu
     return register_snapshot(session, settings, build_snapshot(labels, rules, judge_exclusions=excluded), actor, "labels")
 
 
-def snapshot_from_file(session: Session, settings: Settings, path: str | Path, rules: SnapshotRules, actor: str) -> DatasetSnapshot:
-    """A snapshot of a pair file (any of the three formats); every pair counts as a human label."""
-    path = Path(path)
+def read_pair_file(path: Path) -> list[PreferencePair]:
+    """The pairs of a pair file (any of the three formats), with a missing or malformed file as a typed error."""
     if not path.exists():
         raise NotFound(f"data file {path} does not exist", code="data_not_found")
     try:
-        pairs = read_pairs(path)
+        return read_pairs(path)
     except PairParseError as exc:
         raise InvalidInput(f"{path}: {exc}", code="bad_pair_file") from None
+
+
+def snapshot_from_file(session: Session, settings: Settings, path: str | Path, rules: SnapshotRules, actor: str) -> DatasetSnapshot:
+    """A snapshot of a pair file (any of the three formats); every pair counts as a human label."""
+    path = Path(path)
+    pairs = read_pair_file(path)
     if not pairs:
         raise InvalidInput(f"{path} holds no preference pairs", code="bad_pair_file")
     return register_snapshot(session, settings, build_snapshot(labeled_pairs_from_preferences(pairs), rules), actor, f"file:{path.name}")
@@ -317,12 +322,7 @@ def evaluate_reward(session: Session, model: str | Sequence[str], data: str | Pa
             raise NotFound(f"{name} is neither a registered reward model id nor a model directory", code="reward_model_not_found")
         resolved.append((row.id if row is not None else None, path))
     data = Path(data)
-    if not data.exists():
-        raise NotFound(f"data file {data} does not exist", code="data_not_found")
-    try:
-        pairs = read_pairs(data)
-    except PairParseError as exc:
-        raise InvalidInput(f"{data}: {exc}", code="bad_pair_file") from None
+    pairs = read_pair_file(data)
     if limit:
         pairs = pairs[:limit]
     if not pairs:
