@@ -27,6 +27,24 @@ CHECKS = [response_schema_conformance, content_type_conformance, response_header
 EXAMPLES = 8  # per operation and generation mode: ~400 requests per store
 
 
+def _call(case, headers: dict, name: str, failures: list[str]):
+    """Send ``case``; a raise, a 5xx or a schema violation goes to ``failures`` under ``name``. Returns the response,
+    or None when the server raised or answered 5xx."""
+    try:
+        response = case.call(headers=headers, timeout=300)
+    except Exception as exc:  # noqa: BLE001 - the server raised: a server error, listed below
+        failures.append(f"{name}: raised {type(exc).__name__}: {exc}"[:400])
+        return None
+    if response.status_code >= 500:
+        failures.append(f"{name} -> {response.status_code}: {response.text[:300]}")
+        return None
+    try:
+        case.validate_response(response, checks=CHECKS)
+    except Exception as exc:  # noqa: BLE001 - schemathesis' failure group: a schema violation
+        failures.append(f"{name} -> {response.status_code}: {str(exc)[:400]}")
+    return response
+
+
 @pytest.mark.both_databases
 def test_no_server_errors_or_schema_violations_on_generated_requests(serving_app, make_key):
     headers = {"Authorization": f"Bearer {make_key('admin')}"}
@@ -41,18 +59,7 @@ def test_no_server_errors_or_schema_violations_on_generated_requests(serving_app
             @hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                                  suppress_health_check=list(HealthCheck))
             def check(case):
-                try:
-                    response = case.call(headers={**(case.headers or {}), **headers}, timeout=300)
-                except Exception as exc:  # noqa: BLE001 - the server raised: a server error, listed below
-                    failures.append(f"{name} ({mode.value}): raised {type(exc).__name__}: {exc}"[:400])
-                    return
-                if response.status_code >= 500:
-                    failures.append(f"{name} ({mode.value}) -> {response.status_code}: {response.text[:300]}")
-                    return
-                try:
-                    case.validate_response(response, checks=CHECKS)
-                except Exception as exc:  # noqa: BLE001 - schemathesis' failure group: a schema violation
-                    failures.append(f"{name} ({mode.value}) -> {response.status_code}: {str(exc)[:400]}")
+                _call(case, {**(case.headers or {}), **headers}, f"{name} ({mode.value})", failures)
 
             try:
                 check()
@@ -96,20 +103,9 @@ def _served_decisions(schema, headers: dict, failures: list[str]) -> list[int]:
         def check(context, unit_id):
             case = operation.Case(path_parameters={"decision_type": decision_type}, body={"context": context, "unit_id": unit_id},
                                   media_type="application/json")
-            name = f"POST /v1/decisions/{decision_type} (schema-valid context)"
-            try:
-                response = case.call(headers=headers, timeout=300)
-            except Exception as exc:  # noqa: BLE001
-                failures.append(f"{name}: raised {type(exc).__name__}: {exc}"[:400])
-                return
-            if response.status_code >= 500:
-                failures.append(f"{name} -> {response.status_code}: {response.text[:300]}")
-                return
-            try:
-                case.validate_response(response, checks=CHECKS)
-            except Exception as exc:  # noqa: BLE001
-                failures.append(f"{name} -> {response.status_code}: {str(exc)[:400]}")
-            statuses.append(response.status_code)
+            response = _call(case, headers, f"POST /v1/decisions/{decision_type} (schema-valid context)", failures)
+            if response is not None:
+                statuses.append(response.status_code)
 
         check()
     return statuses
