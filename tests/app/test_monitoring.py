@@ -46,14 +46,18 @@ def _serve(engine, sim: TicketSimulator, policy_id: str, tickets, offset: int) -
             s.add(Outcome(decision_id=d.id, reward=sim.outcome(t, action).reward))
 
 
-def _store(engine, drift: bool) -> str:
-    sim = TicketSimulator(seed=5)
+def _add_policy(engine, name: str, state: str, traffic_share: float) -> str:
     with session_scope(engine) as s:
-        row = PolicyVersion(name="router", decision_type="ticket-routing", base_model="fixed", state="active",
-                            traffic_share=1.0, hyperparams={})
+        row = PolicyVersion(name=name, decision_type="ticket-routing", base_model="fixed", state=state,
+                            traffic_share=traffic_share, hyperparams={})
         s.add(row)
         s.flush()
-        pid = row.id
+        return row.id
+
+
+def _store(engine, drift: bool) -> str:
+    sim = TicketSimulator(seed=5)
+    pid = _add_policy(engine, "router", "active", 1.0)
     _serve(engine, sim, pid, _tickets(sim, N, 0, False), 0)
     _serve(engine, sim, pid, _tickets(sim, N, 10_000, drift), 100_000)
     return pid
@@ -141,12 +145,7 @@ def test_reference_window_by_time(run_cli, engine, monkeypatch):
 def test_a_canary_group_carries_its_sequential_verdict(run_cli, engine, monitor_env):
     _store(engine, drift=False)
     sim = TicketSimulator(seed=6)
-    with session_scope(engine) as s:
-        row = PolicyVersion(name="next", decision_type="ticket-routing", base_model="fixed", state="canary",
-                            traffic_share=0.1, hyperparams={})
-        s.add(row)
-        s.flush()
-        canary = row.id
+    canary = _add_policy(engine, "next", "canary", 0.1)
     _serve(engine, sim, canary, sim.tickets(40), 200_000)
     report = json.loads(run_cli("monitor", "report", "--json", "--no-record").output.strip().splitlines()[-1])
     group = next(g for g in report["groups"] if g["policy_id"] == canary)
