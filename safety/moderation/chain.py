@@ -134,23 +134,13 @@ class Moderator:
         if harm is None:
             harm = [[] for _ in texts]
             for provider in self.fallback:
-                try:
-                    for slot, result in zip(harm, _checked(provider, texts), strict=True):
-                        slot.append(result)
-                    decided.append(provider.name)
-                except ProviderError as exc:
-                    errors.append(str(exc))
+                _add_results(provider, texts, harm, decided, errors)
             if not decided:
                 raise ProviderError(
                     "moderator", "unavailable", "every harm provider failed: " + "; ".join(errors)
                 )
         for detector in self.detectors:
-            try:
-                for slot, result in zip(harm, _checked(detector, texts), strict=True):
-                    slot.append(result)
-                decided.append(detector.name)
-            except ProviderError as exc:
-                errors.append(str(exc))
+            _add_results(detector, texts, harm, decided, errors)
         coverage: list[Coverage | None] = [None] * len(texts)
         if self.language is not None:
             # Coverage is the harm providers' (the detectors look for injections, not for harm).
@@ -158,6 +148,18 @@ class Moderator:
             coverage = [self.language.coverage(text, readers) for text in texts]
         return [ModerationReport(tuple(slot), tuple(decided), fallback_used, tuple(errors), tuple(fell_back_from), cov)
                 for slot, cov in zip(harm, coverage, strict=True)]
+
+
+def _add_results(provider: ModerationProvider, texts: list[str], slots: list[list[ModerationResult]],
+                 decided: list[str], errors: list[str]) -> None:
+    """Append ``provider``'s result for each text to that text's slot and its name to ``decided``; a
+    ``ProviderError`` goes to ``errors`` instead (the chain goes on without it)."""
+    try:
+        for slot, result in zip(slots, _checked(provider, texts), strict=True):
+            slot.append(result)
+        decided.append(provider.name)
+    except ProviderError as exc:
+        errors.append(str(exc))
 
 
 def _checked(provider: ModerationProvider, texts: list[str]) -> list[ModerationResult]:
