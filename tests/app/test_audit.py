@@ -192,15 +192,21 @@ def test_forged_appended_entry_with_head_moved_is_detected(keyed, forged):
     assert not report.ok and report.first_bad_seq == 4, report
 
 
-def test_truncation_with_head_rewound_is_caught_by_the_exported_head(keyed):
-    """Every remaining entry is genuine, so only a head kept outside the database can tell."""
+def _filled_and_exported(keyed, n: int):
+    """``n`` audit entries written, then the head checkpoint exported: ``(engine, key, checkpoint)``."""
     from app.audit import head_checkpoint
-    from app.models import AuditEntry, AuditHead
 
     engine, key = keyed
-    _fill(engine, 5)
+    _fill(engine, n)
     with Session(engine) as s:
-        exported = head_checkpoint(s, key)
+        return engine, key, head_checkpoint(s, key)
+
+
+def test_truncation_with_head_rewound_is_caught_by_the_exported_head(keyed):
+    """Every remaining entry is genuine, so only a head kept outside the database can tell."""
+    from app.models import AuditEntry, AuditHead
+
+    engine, key, exported = _filled_and_exported(keyed, 5)
     assert exported.seq == 5 and exported.mac
     with session_scope(engine) as s:
         for seq in (4, 5):
@@ -215,12 +221,7 @@ def test_truncation_with_head_rewound_is_caught_by_the_exported_head(keyed):
 
 
 def test_history_rewritten_before_the_exported_head_is_detected(keyed):
-    engine, key = keyed
-    _fill(engine, 4)
-    from app.audit import head_checkpoint
-
-    with Session(engine) as s:
-        exported = head_checkpoint(s, key)
+    engine, key, exported = _filled_and_exported(keyed, 4)
     _rewrite_from(engine, 2, change=lambda e: setattr(e, "actor", "someone-else"))
     with Session(engine) as s:
         report = verify_chain(s, key=None, expect=exported)  # even without the key
@@ -230,12 +231,8 @@ def test_history_rewritten_before_the_exported_head_is_detected(keyed):
 def test_altered_checkpoint_is_refused(keyed):
     from dataclasses import replace
 
-    from app.audit import head_checkpoint
-
-    engine, key = keyed
-    _fill(engine, 3)
+    engine, key, exported = _filled_and_exported(keyed, 3)
     with Session(engine) as s:
-        exported = head_checkpoint(s, key)
         report = verify_chain(s, key=key, expect=replace(exported, seq=2))
     assert not report.ok and "checkpoint itself was altered" in report.problem
 
