@@ -13,7 +13,6 @@ Not here: building pairs, evaluating the result, registering it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,8 +95,6 @@ def train_dpo(
     trains all weights. When every example carries reference log-probabilities, DPO uses them instead of running
     the reference model (they must come from ``base_model``: the caller vouches for that).
     """
-    from datasets import Dataset
-
     if not examples:
         raise ValueError("no preference pairs to train on")
     with_reference = sum(e.has_reference for e in examples)
@@ -118,14 +115,7 @@ def train_dpo(
     )
     logger.info("DPO: %d pairs, base %s, output %s, resume from %s", len(rows), lineage.base_model, output_dir, resume)
 
-    started = time.time()
-    trainer = _trainer_class()(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
+    return training.run_trainer(
+        _trainer_class(), rows, config=config, model=model, tokenizer=tokenizer, peft_config=peft_config,
+        callbacks=callbacks, output_dir=output_dir, manifest=manifest, resume=resume,
     )
-    output = trainer.train(resume_from_checkpoint=resume)
-    return training.finish_run(trainer, output_dir, manifest, output, started, resume)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +112,6 @@ def train_online_rl(
     callbacks: list | None = None,
 ) -> TrainingResult:
     """Train (or resume, or skip if done) a policy by online RL on rendered ``prompts`` scored by ``reward``."""
-    from datasets import Dataset
     from trl import GRPOTrainer, RLOOTrainer
 
     if algorithm not in ("grpo", "rloo"):
@@ -136,16 +134,8 @@ def train_online_rl(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    trainer_cls = GRPOTrainer if algorithm == "grpo" else RLOOTrainer
-    started = time.time()
-    trainer = trainer_cls(
-        model=model,
+    return training.run_trainer(
+        GRPOTrainer if algorithm == "grpo" else RLOOTrainer, rows, config=config, model=model, tokenizer=tokenizer,
+        peft_config=peft_config, callbacks=callbacks, output_dir=output_dir, manifest=manifest, resume=resume,
         reward_funcs=reward if isinstance(reward, ScorerReward) else ScorerReward(reward),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
     )
-    output = trainer.train(resume_from_checkpoint=resume)
-    return training.finish_run(trainer, output_dir, manifest, output, started, resume)

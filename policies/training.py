@@ -159,6 +159,26 @@ def trainer_args_summary(config: Any, keys: Iterable[str]) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys if hasattr(config, k)}
 
 
+def run_trainer(trainer_cls: Any, rows: list[dict[str, Any]], *, config: Any, model: Any, tokenizer: Any,
+                peft_config: Any, callbacks: list | None, output_dir: Path, manifest: dict[str, Any],
+                resume: str | None, **trainer_kwargs: Any) -> TrainingResult:
+    """Build the TRL trainer on ``rows``, train (from ``resume`` when given) and finish the run (``finish_run``)."""
+    from datasets import Dataset
+
+    started = time.time()
+    trainer = trainer_cls(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+        **trainer_kwargs,
+    )
+    output = trainer.train(resume_from_checkpoint=resume)
+    return finish_run(trainer, output_dir, manifest, output, started, resume)
+
+
 def finish_run(trainer: Any, output_dir: Path, manifest: dict[str, Any], train_output: Any,
                started: float, resumed_from: str | None) -> TrainingResult:
     """Save model + tokenizer + metrics + state, and mark the manifest completed."""
