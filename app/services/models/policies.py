@@ -26,10 +26,11 @@ from sqlmodel import Session, col, func, select
 
 from app.audit import append_audit
 from app.db import session_scope
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.metrics import CANARY_ROLLBACKS
 from app.models import AuditEntry, Decision, Outcome, PolicyVersion, utcnow
 from app.services.models.approvals import ApprovalRules, approval_status, auto_approve, require_approval
+from app.services.models.rows import get_row, newest_first
 from app.services.serving.policy_runtime import PolicyRuntime
 from app.settings import Settings
 from policies.action_policy import ActionPolicy
@@ -52,17 +53,11 @@ PolicyLoader = Callable[[PolicyVersion], ActionPolicy]
 
 
 def get_policy(session: Session, policy_id: str) -> PolicyVersion:
-    row = session.get(PolicyVersion, policy_id)
-    if row is None:
-        raise NotFound(f"policy {policy_id} not found", code="policy_not_found")
-    return row
+    return get_row(session, PolicyVersion, policy_id, "policy", "policy_not_found")
 
 
 def list_policies(session: Session, decision_type: str | None = None) -> list[PolicyVersion]:
-    query = select(PolicyVersion).order_by(col(PolicyVersion.created_at).desc())
-    if decision_type:
-        query = query.where(PolicyVersion.decision_type == decision_type)
-    return list(session.exec(query).all())
+    return newest_first(session, PolicyVersion, decision_type=decision_type)
 
 
 # ------------------------------------------------------------------------------------------ state changes

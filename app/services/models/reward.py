@@ -34,6 +34,7 @@ from app.audit import append_audit
 from app.db import session_scope
 from app.errors import InvalidInput, NotFound
 from app.models import Candidate, Comparison, DatasetSnapshot, Label, RewardModelVersion, Task
+from app.services.models.rows import get_row, newest_first
 from app.settings import Settings
 from reward_models import (
     LabeledPair,
@@ -274,17 +275,11 @@ def train_reward(
 
 
 def get_reward_model(session: Session, model_id: str) -> RewardModelVersion:
-    row = session.get(RewardModelVersion, model_id)
-    if row is None:
-        raise NotFound(f"reward model {model_id} not found", code="reward_model_not_found")
-    return row
+    return get_row(session, RewardModelVersion, model_id, "reward model", "reward_model_not_found")
 
 
 def list_reward_models(session: Session, status: str | None = None) -> list[RewardModelVersion]:
-    query = select(RewardModelVersion).order_by(col(RewardModelVersion.created_at).desc())
-    if status:
-        query = query.where(RewardModelVersion.status == status)
-    return list(session.exec(query).all())
+    return newest_first(session, RewardModelVersion, status=status)
 
 
 def activate_reward_model(session: Session, model_id: str, actor: str) -> RewardModelVersion:
