@@ -67,26 +67,10 @@ from sqlalchemy import func, select
 
 try:  # imported as part of the `labeling.argilla` package
     from . import inprocess_store as store
-    from .record_documents import (
-        RecordDoc,
-        cosine_similarity,
-        parse_text_query,
-        range_match,
-        score_tokens,
-        sort_documents,
-        terms_match,
-    )
+    from . import record_documents as matching
 except ImportError:  # imported as a top-level module inside argilla-server's environment
     import inprocess_store as store  # type: ignore[no-redef]
-    from record_documents import (  # type: ignore[no-redef]
-        RecordDoc,
-        cosine_similarity,
-        parse_text_query,
-        range_match,
-        score_tokens,
-        sort_documents,
-        terms_match,
-    )
+    import record_documents as matching  # type: ignore[no-redef]
 
 ENGINE_NAME = "arbiter-inprocess"
 
@@ -148,7 +132,7 @@ class InProcessSearchEngine(SearchEngine):
 
     # ---------------------------------------------------------------- filters and sorting
 
-    def _matches(self, doc: RecordDoc, filter: Filter) -> bool:
+    def _matches(self, doc: matching.RecordDoc, filter: Filter) -> bool:
         if isinstance(filter, AndFilter):
             return all(self._matches(doc, f) for f in filter.filters)
         scope = filter.scope
@@ -164,7 +148,7 @@ class InProcessSearchEngine(SearchEngine):
             raise TypeError(f"Cannot process filter scope {scope}")
         return _apply(filter, value)
 
-    def _matches_response_filter(self, doc: RecordDoc, filter: Filter) -> bool:
+    def _matches_response_filter(self, doc: matching.RecordDoc, filter: Filter) -> bool:
         scope: ResponseFilterScope = filter.scope
         user_id = _user_id(scope.user)
         mine = [r for r in doc.responses if user_id is None or r.user_id == user_id]
@@ -190,7 +174,7 @@ class InProcessSearchEngine(SearchEngine):
             user_id = _user_id(scope.user)
             key = scope.question or scope.property
 
-            def response_value(doc: RecordDoc):
+            def response_value(doc: matching.RecordDoc):
                 values = [
                     (r.values.get(key) if scope.question else getattr(r, key, None))
                     for r in doc.responses
@@ -221,7 +205,7 @@ class InProcessSearchEngine(SearchEngine):
         scored = self._filter_and_score(dataset, docs, query, filter)
         if sort:
             keys = [(self._sort_getter(o), o.order == SortOrder.desc) for o in sort]
-            ordered = sort_documents([d for d, _ in scored], keys)
+            ordered = matching.sort_documents([d for d, _ in scored], keys)
             scores = {d.id: s for d, s in scored}
             ranked = [(d, scores[d.id]) for d in ordered]
         elif query is not None:
@@ -237,15 +221,15 @@ class InProcessSearchEngine(SearchEngine):
     def _filter_and_score(
         self,
         dataset: Dataset,
-        docs: list[RecordDoc],
+        docs: list[matching.RecordDoc],
         query: TextQuery | str | None,
         filter: Filter | None,
-    ) -> list[tuple[RecordDoc, float]]:
+    ) -> list[tuple[matching.RecordDoc, float]]:
         if isinstance(query, str):
             query = TextQuery(q=query)
         if query is not None and query.field and dataset.field_by_name(query.field) is None:
             raise ValueError(f"Field {query.field} not found in dataset {dataset.id}")
-        clauses = parse_text_query(query.q) if query is not None else []
+        clauses = matching.parse_text_query(query.q) if query is not None else []
 
         result = []
         for doc in docs:
@@ -253,7 +237,7 @@ class InProcessSearchEngine(SearchEngine):
                 continue
             score = 1.0
             if query is not None:
-                found = score_tokens(clauses, doc.tokens(query.field))
+                found = matching.score_tokens(clauses, doc.tokens(query.field))
                 if found is None:
                     continue
                 score = found
@@ -286,7 +270,7 @@ class InProcessSearchEngine(SearchEngine):
         for doc, _ in self._filter_and_score(dataset, docs, query, filter):
             if doc.id == excluded or doc.id not in stored:
                 continue
-            similarity = cosine_similarity(value, stored[doc.id])
+            similarity = matching.cosine_similarity(value, stored[doc.id])
             if order == SimilarityOrder.least_similar:
                 similarity = -similarity
             # Elasticsearch reports cosine knn scores as (1 + cosine) / 2.
@@ -356,9 +340,9 @@ class InProcessSearchEngine(SearchEngine):
 
 def _apply(filter: Filter, value: Any) -> bool:
     if isinstance(filter, TermsFilter):
-        return terms_match(value, filter.values)
+        return matching.terms_match(value, filter.values)
     if isinstance(filter, RangeFilter):
-        return range_match(value, filter.ge, filter.le)
+        return matching.range_match(value, filter.ge, filter.le)
     raise ValueError(f"Cannot process filter {filter}")
 
 
