@@ -33,7 +33,7 @@ from safety.moderation.harm_model import LocalModeration
 from safety.moderation.injection import InjectionHeuristics
 from safety.moderation.openai_api import OpenAIModeration, OpenAIModerationConfig
 from safety.moderation.profanity import ProfanityModeration
-from safety.pii import Span, apply_redactions
+from safety.pii import Span, apply_redactions, redact_pii
 from safety.rules import (
     RuleEvaluationError,
     RuleHit,
@@ -252,6 +252,10 @@ class SafetyLayer:
         provider failed and `ValueError` when the layer has no moderator."""
         if self.moderator is None:
             raise ValueError("this safety layer has no moderator")
+        if remote_texts is None and self.moderator.primaries:
+            # As on the decision path: providers outside the process (OpenAI, a guard model) never read
+            # the personal data in a text; the local ones read it in memory.
+            remote_texts = [redact_pii(t)[0] for t in texts]
         return self.moderator.moderate(list(texts), remote_texts)
 
     def _moderate(
